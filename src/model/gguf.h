@@ -76,6 +76,7 @@ class GgufValue {
   const std::vector<GgufValue>& as_array() const;  // arrays of arrays only
 
  private:
+  friend struct GgufValueCodec;  // the reader/writer in gguf.cpp fill and read the payload
   GgufType type_ = GgufType::UINT32;
   GgufType array_type_ = GgufType::UINT32;
   uint64_t bits_ = 0;  // integer / bool payload (sign-extended for signed types)

@@ -1,0 +1,93 @@
+// `muse bench`: prefill and decode throughput, like llama-bench's pp/tg tests.
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "cli/commands.h"
+#include "model/decoder.h"
+#include "muse/error.h"
+
+namespace muse::cli {
+
+Runner add_bench(CLI::App& app) {
+  struct Opts {
+    std::string model;
+    int64_t prompt_tokens = 512, gen_tokens = 128, batch = 1, context = 0;
+    int threads = 0, reps = 1;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-m,--model", o->model, "GGUF file or Hugging Face directory")->required();
+  app.add_option("--prompt-tokens", o->prompt_tokens, "Prompt length for the prefill test");
+  app.add_option("--gen-tokens", o->gen_tokens, "Tokens to decode");
+  app.add_option("-t,--threads", o->threads, "Threads");
+  app.add_option("--batch", o->batch, "Sequences decoded together");
+  app.add_option("--context", o->context, "Tokens of context before decoding");
+  app.add_option("--reps", o->reps, "Repetitions (best is reported)");
+  app.add_flag("--json", o->json, "Print one JSON object");
+  return [o] {
+    MUSE_CHECK(o->prompt_tokens >= 0 && o->gen_tokens >= 0 && o->batch >= 1 && o->context >= 0 &&
+                   o->reps >= 1,
+               "bench: counts must be non-negative, batch and reps at least 1");
+    auto model = Model::load(o->model);
+    const auto& c = model->config();
+    const int threads = o->threads > 0 ? o->threads : default_thread_count();
+    const int64_t ctx = std::max(o->prompt_tokens, o->context + o->gen_tokens) + 1;
+    Decoder dec(model, {ctx, o->batch, 512, threads});
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));
+    using clock = std::chrono::steady_clock;
+    double best_prefill = 0, best_decode = 0;
+    for (int rep = 0; rep < o->reps; ++rep) {
+      if (o->prompt_tokens > 0) {
+        std::vector<BatchItem> items;
+        for (int64_t i = 0; i < o->prompt_tokens; ++i)
+          items.push_back({tok(rng), static_cast<int32_t>(i), 0, i + 1 == o->prompt_tokens});
+        dec.clear(0);
+        const auto t0 = clock::now();
+        dec.forward(items);
+        const double s = std::chrono::duration<double>(clock::now() - t0).count();
+        best_prefill = std::max(best_prefill, o->prompt_tokens / s);
+      }
+      if (o->gen_tokens > 0) {
+        // Untimed context fill, then B sequences decode one token each per step.
+        for (int32_t s = 0; s < o->batch; ++s) {
+          dec.clear(s);
+          std::vector<BatchItem> items;
+          for (int64_t i = 0; i < std::max<int64_t>(o->context, 1); ++i)
+            items.push_back({tok(rng), static_cast<int32_t>(i), s, false});
+          dec.forward(items);
+        }
+        std::vector<BatchItem> step(static_cast<size_t>(o->batch));
+        const auto t0 = clock::now();
+        for (int64_t g = 0; g < o->gen_tokens; ++g) {
+          for (int32_t s = 0; s < o->batch; ++s)
+            step[static_cast<size_t>(s)] = {tok(rng), static_cast<int32_t>(dec.seq_length(s)), s, true};
+          dec.forward(step);
+        }
+        const double s = std::chrono::duration<double>(clock::now() - t0).count();
+        best_decode = std::max(best_decode, static_cast<double>(o->gen_tokens * o->batch) / s);
+      }
+    }
+    if (o->json) {
+      std::printf(
+          "{\"model\": \"%s\", \"arch\": \"%s\", \"prefill_tps\": %.3f, \"decode_tps\": %.3f, "
+          "\"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"threads\": %d, \"batch\": %lld, "
+          "\"context\": %lld}\n",
+          o->model.c_str(), c.arch.c_str(), best_prefill, best_decode,
+          static_cast<long long>(o->prompt_tokens), static_cast<long long>(o->gen_tokens), threads,
+          static_cast<long long>(o->batch), static_cast<long long>(o->context));
+    } else {
+      std::printf("model %s (%s), %d threads\n", o->model.c_str(), c.arch.c_str(), threads);
+      if (o->prompt_tokens > 0)
+        std::printf("  prefill pp%lld: %.2f tokens/s\n", static_cast<long long>(o->prompt_tokens), best_prefill);
+      if (o->gen_tokens > 0)
+        std::printf("  decode tg%lld (batch %lld, context %lld): %.2f tokens/s\n",
+                    static_cast<long long>(o->gen_tokens), static_cast<long long>(o->batch),
+                    static_cast<long long>(o->context), best_decode);
+    }
+    return 0;
+  };
+}
+
+}  // namespace muse::cli

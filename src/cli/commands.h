@@ -1,0 +1,19 @@
+// Subcommands of the `muse` program; each registers its options on a CLI11 app
+// and returns the function that runs it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace muse::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_run(CLI::App& app);
+Runner add_bench(CLI::App& app);
+Runner add_convert(CLI::App& app);
+Runner add_quantize(CLI::App& app);
+Runner add_debug_logits(CLI::App& debug);
+Runner add_debug_make_model(CLI::App& debug);
+
+}  // namespace muse::cli

@@ -1,0 +1,60 @@
+// Architecture registry. Each supported text architecture lives in its own file
+// (arch_<name>.cpp) and is described declaratively:
+//  - how to read its hyper-parameters from a Hugging Face config.json and from
+//    GGUF metadata, and how to write them to GGUF (same keys as llama.cpp's converter);
+//  - a tensor table mapping each weight role to its GGUF name, its Hugging Face
+//    name, whether the config requires it, and the transform the converter applies
+//    (e.g. Llama's Q/K row permutation, Gemma's norm weight + 1).
+#pragma once
+
+#include <functional>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace muse {
+
+class GgufFile;
+class GgufWriter;
+
+enum class HfTransform {
+  None,
+  PermuteQ,       // rows reordered from rotate_half to interleaved pairs (n_head groups)
+  PermuteK,       // same with n_head_kv groups
+  NormPlusOne,    // Gemma stores w - 1; GGUF stores w
+};
+
+struct TensorSpec {
+  TensorView LayerWeights::*layer_member = nullptr;    // per-layer role, or
+  TensorView DecoderWeights::*global_member = nullptr; // a global role
+  std::string gguf_name;  // "blk.{}.attn_q.weight" ("{}" = layer index) or "token_embd.weight"
+  std::string hf_name;    // "model.layers.{}.self_attn.q_proj.weight"
+  std::function<bool(const ModelConfig&)> required;    // null = always required
+  HfTransform transform = HfTransform::None;
+};
+
+struct ArchSpec {
+  std::string gguf_name;                 // general.architecture
+  std::vector<std::string> hf_model_types;  // config.json model_type values
+  std::function<ModelConfig(const nlohmann::json& config)> from_hf;
+  std::function<ModelConfig(const GgufFile& file)> from_gguf;
+  std::function<void(const ModelConfig& c, GgufWriter& w)> to_gguf;
+  std::vector<TensorSpec> tensors;
+};
+
+const std::vector<const ArchSpec*>& all_archs();
+const ArchSpec* find_arch_by_gguf(const std::string& name);
+const ArchSpec* find_arch_by_hf(const std::string& model_type);
+
+// Shape (GGUF order: ne[0] innermost) a tensor role has under a config.
+std::vector<int64_t> tensor_shape(const TensorSpec& spec, const ModelConfig& c);
+// Roles that are vectors (norms, biases, rope factors): always stored as f32.
+bool is_vector_role(const TensorSpec& spec);
+
+// Substitutes the layer index for "{}".
+std::string layer_name(const std::string& pattern, int64_t layer);
+
+}  // namespace muse

@@ -1,0 +1,134 @@
+// Muse Glimmer text decoder (Meta's open Muse model), text part of
+// MuseGlimmerForConditionalGeneration. See docs/muse-glimmer.md for the math:
+// gated attention output, weightless QK RMS-norm with a scale, NoPE on global
+// layers (layer_rope_theta 0), sliding-window local layers, Gemma-style post-norms,
+// and a logit multiplier followed by a tanh soft cap.
+#include <nlohmann/json.hpp>
+
+#include "model/arch_common.h"
+#include "model/gguf.h"
+#include "muse/error.h"
+
+namespace muse {
+namespace {
+
+const char* kArch = "muse-glimmer";
+
+void finish_common(ModelConfig& c) {
+  c.rope_layout = RopeLayout::Neox;
+  c.qk_norm_unweighted = true;
+  c.attn_output_gate = true;
+  c.post_attn_norm = true;
+  c.post_ffn_norm = true;
+  c.ffn_act = FfnActivation::Silu;
+}
+
+ModelConfig glimmer_from_hf(const nlohmann::json& root) {
+  MUSE_CHECK(root.contains("text_config") && root["text_config"].is_object(),
+             "muse_glimmer config.json: text_config is missing");
+  const auto& j = root["text_config"];
+  ModelConfig c = hf_common_config(j, kArch);
+  finish_common(c);
+  c.post_norm_eps = j.value("post_norm_eps", c.norm_eps);
+  c.sliding_window = j.value("sliding_window", int64_t{0});
+  c.qk_norm_scale = j.value("qk_scale_factor", 1.0f);
+  c.logit_scale = j.value("output_multiplier", 1.0f);
+  if (auto sc = j.find("final_logit_softcapping"); sc != j.end() && sc->is_number())
+    c.final_logit_softcap = sc->get<float>();
+  auto types = j.find("layer_types");
+  auto thetas = j.find("layer_rope_theta");
+  MUSE_CHECK(types != j.end() && types->is_array() &&
+                 static_cast<int64_t>(types->size()) == c.n_layer,
+             "muse_glimmer config.json: layer_types must list every layer");
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    auto& l = c.layers[static_cast<size_t>(i)];
+    l.sliding = (*types)[static_cast<size_t>(i)] == "sliding_attention";
+    if (thetas != j.end() && thetas->is_array()) {
+      MUSE_CHECK(static_cast<int64_t>(thetas->size()) == c.n_layer,
+                 "muse_glimmer config.json: layer_rope_theta must list every layer");
+      const float t = (*thetas)[static_cast<size_t>(i)].get<float>();
+      l.use_rope = t > 0;
+      if (l.use_rope) l.rope_base = t;
+    }
+  }
+  return c;
+}
+
+ModelConfig glimmer_from_gguf(const GgufFile& f) {
+  const std::string p = std::string(kArch) + ".";
+  ModelConfig c = gguf_common_config(f, kArch);
+  finish_common(c);
+  c.post_norm_eps = static_cast<float>(f.get_float(p + "attention.post_norm_epsilon"));
+  c.sliding_window = f.get_int(p + "attention.sliding_window");
+  c.qk_norm_scale = static_cast<float>(f.get_float(p + "attention.qk_norm_scale"));
+  c.logit_scale = static_cast<float>(f.get_float_or(p + "logit_scale", 1.0));
+  c.final_logit_softcap = static_cast<float>(f.get_float_or(p + "final_logit_softcapping", 0.0));
+  const GgufValue* sliding = f.find(p + "attention.layer_sliding");
+  const GgufValue* bases = f.find(p + "rope.layer_freq_base");
+  MUSE_CHECK(sliding && bases, f.path(), ": ", p,
+             "attention.layer_sliding and rope.layer_freq_base are required");
+  const auto s = sliding->as_ints();
+  const auto b = bases->as_floats();
+  MUSE_CHECK(static_cast<int64_t>(s.size()) == c.n_layer && static_cast<int64_t>(b.size()) == c.n_layer,
+             f.path(), ": per-layer arrays must have ", c.n_layer, " entries");
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    auto& l = c.layers[static_cast<size_t>(i)];
+    l.sliding = s[static_cast<size_t>(i)] != 0;
+    l.use_rope = b[static_cast<size_t>(i)] > 0;
+    if (l.use_rope) l.rope_base = static_cast<float>(b[static_cast<size_t>(i)]);
+  }
+  return c;
+}
+
+void glimmer_to_gguf(const ModelConfig& c, GgufWriter& w) {
+  const std::string p = std::string(kArch) + ".";
+  gguf_write_common(c, w);
+  w.set(p + "attention.post_norm_epsilon", GgufValue::f32(c.post_norm_eps));
+  w.set(p + "attention.sliding_window", GgufValue::u32(static_cast<uint32_t>(c.sliding_window)));
+  w.set(p + "attention.qk_norm_scale", GgufValue::f32(c.qk_norm_scale));
+  w.set(p + "logit_scale", GgufValue::f32(c.logit_scale));
+  if (c.final_logit_softcap > 0)
+    w.set(p + "final_logit_softcapping", GgufValue::f32(c.final_logit_softcap));
+  std::vector<GgufValue> sliding;
+  std::vector<float> bases;
+  for (const auto& l : c.layers) {
+    sliding.push_back(GgufValue::boolean(l.sliding));
+    bases.push_back(l.use_rope ? l.rope_base : 0.0f);
+  }
+  w.set(p + "attention.layer_sliding", GgufValue::array(GgufType::BOOL, std::move(sliding)));
+  w.set(p + "rope.layer_freq_base", GgufValue::f32_array(bases));
+}
+
+std::vector<TensorSpec> glimmer_tensors() {
+  using L = LayerWeights;
+  using D = DecoderWeights;
+  const std::string m = "model.language_model.";
+  const std::string b = m + "layers.{}.";
+  return {
+      {nullptr, &D::tok_embd, "token_embd.weight", m + "embed_tokens.weight", nullptr},
+      {nullptr, &D::output_norm, "output_norm.weight", m + "norm.weight", nullptr},
+      {nullptr, &D::output, "output.weight", "lm_head.weight", config_untied},
+      {&L::attn_norm, nullptr, "blk.{}.attn_norm.weight", b + "input_layernorm.weight", nullptr},
+      {&L::wq, nullptr, "blk.{}.attn_q.weight", b + "self_attn.q_proj.weight", nullptr},
+      {&L::wk, nullptr, "blk.{}.attn_k.weight", b + "self_attn.k_proj.weight", nullptr},
+      {&L::wv, nullptr, "blk.{}.attn_v.weight", b + "self_attn.v_proj.weight", nullptr},
+      {&L::attn_gate, nullptr, "blk.{}.attn_gate.weight", b + "self_attn.gate_proj.weight", nullptr},
+      {&L::wo, nullptr, "blk.{}.attn_output.weight", b + "self_attn.o_proj.weight", nullptr},
+      {&L::post_attn_norm, nullptr, "blk.{}.post_attention_norm.weight",
+       b + "post_attention_layernorm.weight", nullptr},
+      {&L::ffn_norm, nullptr, "blk.{}.ffn_norm.weight", b + "pre_feedforward_layernorm.weight", nullptr},
+      {&L::ffn_gate, nullptr, "blk.{}.ffn_gate.weight", b + "mlp.gate_proj.weight", nullptr},
+      {&L::ffn_up, nullptr, "blk.{}.ffn_up.weight", b + "mlp.up_proj.weight", nullptr},
+      {&L::ffn_down, nullptr, "blk.{}.ffn_down.weight", b + "mlp.down_proj.weight", nullptr},
+      {&L::post_ffn_norm, nullptr, "blk.{}.post_ffw_norm.weight",
+       b + "post_feedforward_layernorm.weight", nullptr},
+  };
+}
+
+}  // namespace
+
+extern const ArchSpec kArchMuseGlimmer;
+const ArchSpec kArchMuseGlimmer{"muse-glimmer", {"muse_glimmer"}, glimmer_from_hf, glimmer_from_gguf,
+                                glimmer_to_gguf, glimmer_tensors()};
+
+}  // namespace muse

@@ -1,0 +1,172 @@
+#include "model/convert.h"
+
+#include <cstring>
+#include <filesystem>
+
+#include "kernels/kernel_table.h"
+#include "kernels/matmul.h"
+#include "model/hf_tokenizer.h"
+#include "muse/error.h"
+
+namespace muse {
+namespace {
+
+// llama.cpp's llama_ftype values for general.file_type.
+uint32_t file_type_of(const QuantTarget& t) {
+  if (t.q4_k_m) return 15;
+  switch (t.base) {
+    case DType::F32: return 0;
+    case DType::F16: return 1;
+    case DType::Q4_0: return 2;
+    case DType::Q4_1: return 3;
+    case DType::Q8_0: return 7;
+    case DType::Q5_0: return 8;
+    case DType::Q5_1: return 9;
+    case DType::Q2_K: return 10;
+    case DType::Q3_K: return 12;
+    case DType::Q4_K: return 15;
+    case DType::Q5_K: return 17;
+    case DType::Q6_K: return 18;
+    case DType::BF16: return 32;
+    default: throw Error(str_cat("no file type for ", dtype_name(t.base)));
+  }
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int64_t layer_index(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  return std::strtoll(name.c_str() + 4, nullptr, 10);
+}
+
+// Layers that get more bits in the _M mixtures: the first and last eighth, and
+// every third layer in between.
+bool use_more_bits(int64_t i, int64_t n) {
+  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+DType fallback_type(DType t, int64_t row_len) {
+  // A type whose block size divides the row: k-quants fall back to 32-blocks.
+  const auto fits = [&](DType d) { return row_len % dtype_info(d).block_size == 0; };
+  if (fits(t)) return t;
+  switch (t) {
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K:
+      return fits(DType::Q4_0) ? DType::Q5_0 : DType::F16;
+    case DType::Q5_K: case DType::Q6_K:
+      return fits(DType::Q8_0) ? DType::Q8_0 : DType::F16;
+    default:
+      return DType::F16;
+  }
+}
+
+}  // namespace
+
+QuantTarget parse_quant_target(const std::string& name) {
+  QuantTarget t;
+  t.name = name;
+  if (name == "q4_k_m" || name == "Q4_K_M") {
+    t.base = DType::Q4_K;
+    t.q4_k_m = true;
+    return t;
+  }
+  auto d = dtype_from_name(name);
+  MUSE_CHECK(d && (*d == DType::F32 || *d == DType::F16 || *d == DType::BF16 ||
+                   kernels::scalar_kernels().quantize_fn(*d)) &&
+                 *d != DType::Q8_1 && *d != DType::Q8_K && dtype_info(*d).block_size > 0 &&
+                 (*d == DType::F32 || *d == DType::F16 || *d == DType::BF16 || dtype_info(*d).quantized),
+             "unknown or unsupported target type '", name,
+             "' (expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, "
+             "q6_k or q4_k_m)");
+  t.base = *d;
+  return t;
+}
+
+DType tensor_type_for(const QuantTarget& target, const std::string& name, int n_dims,
+                      int64_t row_len, int64_t n_layer, bool output_is_tied_embedding) {
+  if (n_dims < 2 || !ends_with(name, ".weight") || name == "rope_freqs.weight") return DType::F32;
+  DType t = target.base;
+  if (target.q4_k_m) {
+    const int64_t il = layer_index(name);
+    if (name == "output.weight" || (output_is_tied_embedding && name == "token_embd.weight")) {
+      t = DType::Q6_K;
+    } else if ((ends_with(name, "attn_v.weight") || ends_with(name, "ffn_down.weight")) &&
+               il >= 0 && use_more_bits(il, n_layer)) {
+      t = DType::Q6_K;
+    }
+  }
+  return fallback_type(t, row_len);
+}
+
+std::vector<uint8_t> convert_tensor(const TensorView& src, DType type) {
+  const auto& k = kernels::scalar_kernels();
+  const int64_t cols = src.cols(), rows = src.rows();
+  MUSE_CHECK(cols % dtype_info(type).block_size == 0, "row length ", cols,
+             " is not a multiple of the ", dtype_name(type), " block size");
+  const size_t out_row = row_bytes(type, cols);
+  std::vector<uint8_t> out(out_row * static_cast<size_t>(rows));
+  if (src.type == type) {
+    std::memcpy(out.data(), src.data, out.size());
+    return out;
+  }
+  auto quant = k.quantize_fn(type);
+  MUSE_CHECK(quant, "cannot write tensors of type ", dtype_name(type));
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels::dequantize_row(src, r, row.data());
+    quant(row.data(), out.data() + static_cast<size_t>(r) * out_row, cols);
+  }
+  return out;
+}
+
+void write_gguf(const Model& model, const std::string& out, const QuantTarget& target) {
+  const auto& c = model.config();
+  GgufWriter w;
+  model.arch().to_gguf(c, w);
+  std::string name = std::filesystem::path(model.path()).filename().string();
+  w.set("general.name", GgufValue::string(name));
+  w.set("general.file_type", GgufValue::u32(file_type_of(target)));
+  w.set("general.quantization_version", GgufValue::u32(2));
+  if (const GgufFile* src = model.gguf()) {
+    for (const auto& key : src->key_order())
+      if (key.rfind("tokenizer.", 0) == 0) w.set(key, src->metadata().at(key));
+  } else if (!model.hf_dir().empty()) {
+    add_hf_tokenizer_metadata(model.hf_dir(), c, w);
+  }
+  for (const auto& t : model.tensors()) {
+    const DType type = tensor_type_for(target, t.name, t.view.n_dims, t.view.cols(), c.n_layer,
+                                       c.tied_embeddings);
+    auto data = convert_tensor(t.view, type);
+    std::vector<int64_t> ne(t.view.ne.begin(), t.view.ne.begin() + t.view.n_dims);
+    w.add_tensor(t.name, type, ne, data.data(), data.size());
+  }
+  w.write(out);
+}
+
+void quantize_gguf(const std::string& in, const std::string& out, const QuantTarget& target) {
+  auto src = GgufFile::open(in);
+  GgufWriter w;
+  for (const auto& key : src->key_order()) w.set(key, src->metadata().at(key));
+  w.set("general.file_type", GgufValue::u32(file_type_of(target)));
+  w.set("general.quantization_version", GgufValue::u32(2));
+  const std::string arch = src->get_string_or("general.architecture", "");
+  const int64_t n_layer = src->get_int_or(arch + ".block_count", 0);
+  const bool tied = src->find_tensor("output.weight") == nullptr;
+  for (const auto& t : src->tensors()) {
+    const DType type = tensor_type_for(target, t.name, t.view.n_dims, t.view.cols(), n_layer, tied);
+    std::vector<int64_t> ne(t.view.ne.begin(), t.view.ne.begin() + t.view.n_dims);
+    if (t.view.n_dims < 2 && !kernels::scalar_kernels().dequantize_fn(t.view.type)) {
+      // A non-float vector (e.g. integer data): copied as it is.
+      w.add_tensor(t.name, t.view.type, ne, t.view.data, t.view.nbytes);
+      continue;
+    }
+    MUSE_CHECK(kernels::scalar_kernels().dequantize_fn(t.view.type), in, ": tensor '", t.name,
+               "' has type ", dtype_name(t.view.type), " which cannot be read");
+    auto data = convert_tensor(t.view, type);
+    w.add_tensor(t.name, type, ne, data.data(), data.size());
+  }
+  w.write(out);
+}
+
+}  // namespace muse

@@ -1,0 +1,65 @@
+// The forward pass of a text decoder with a KV cache, over a batch that may mix
+// several sequences (continuous batching): each matrix multiplication reads the
+// weights once for all tokens of the batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/model.h"
+
+namespace muse {
+
+struct DecoderOptions {
+  int64_t n_ctx = 4096;   // positions per sequence held in the KV cache
+  int64_t n_seq = 1;      // sequences that can be cached at once
+  int64_t n_batch = 512;  // tokens per forward chunk (scratch is sized for this)
+  int n_threads = 0;      // 0 = default_thread_count()
+};
+
+struct BatchItem {
+  int32_t token = 0;
+  int32_t pos = 0;     // must equal the sequence's cached length when processed
+  int32_t seq = 0;
+  bool logits = false;  // return logits for this item
+};
+
+class Decoder {
+ public:
+  Decoder(std::shared_ptr<const Model> model, DecoderOptions options);
+
+  // Runs the items in order (in chunks of n_batch) and returns the logits of the
+  // items with logits=true, row after row ([n_out][n_vocab]); valid until the next
+  // call. Bad input (token out of vocabulary, unknown sequence, a position that
+  // does not continue its sequence, context full) throws muse::Error and leaves
+  // the caches as they were before the call.
+  std::span<const float> forward(std::span<const BatchItem> items);
+
+  void clear(int32_t seq);               // forget a sequence's cache
+  int64_t seq_length(int32_t seq) const;  // positions cached for a sequence
+  const Model& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config(); }
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  void forward_chunk(std::span<const BatchItem> items, std::vector<float>& logits_out);
+  void attention(int64_t layer, std::span<const BatchItem> items);
+  void matmul(const TensorView& w, const float* x, int64_t n, float* y);
+
+  std::shared_ptr<const Model> model_;
+  DecoderOptions opt_;
+  ThreadPool pool_;
+  std::vector<std::vector<float>> rope_inv_freq_;  // per layer
+  // KV cache: per layer, [n_seq][n_ctx][kv_dim] for keys and for values.
+  std::vector<std::vector<float>> k_cache_, v_cache_;
+  std::vector<int64_t> seq_len_;
+  // Scratch, sized once for n_batch tokens.
+  std::vector<float> x_, xn_, q_, k_, v_, gate_, attn_, proj_, ffn_a_, ffn_b_, scores_;
+  std::vector<uint8_t> mm_scratch_;
+  std::vector<float> logits_;
+};
+
+}  // namespace muse
