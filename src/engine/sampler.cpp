@@ -11,6 +11,12 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// A strict total order on candidates: more likely first, the lower id first among equal logits.
+// It makes every filter's kept set well defined even with ties.
+constexpr auto more_likely = [](const auto& a, const auto& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+};
+
 // Returns the maximum logit (-inf if all are -inf) after checking that every logit is finite
 // or -inf (a banned token); NaN or +inf means a broken model or transform. The common path is
 // one branch-free pass; only a failure looks for the offending entry.
@@ -31,6 +37,12 @@ float checked_max_logit(std::span<const float> logits, const char* what) {
   return max_logit;
 }
 
+// 64 bits of OS entropy for an unseeded sampler (random_device yields 32 bits a call).
+uint64_t random_seed() {
+  std::random_device device;
+  return (static_cast<uint64_t>(device()) << 32) | device();
+}
+
 // log(sum(exp(logits))), accumulated in double around the maximum so nothing overflows.
 double log_sum_exp(std::span<const float> logits, float max_logit) {
   double sum = 0.0;
@@ -47,15 +59,14 @@ void validate_sampling_params(const SamplingParams& p, int32_t vocab_size) {
   MUSE_CHECK(p.top_k >= 0, "sampler: top_k must be >= 0 (0 = off), got ", p.top_k);
   MUSE_CHECK(p.top_p > 0.0f && p.top_p <= 1.0f, "sampler: top_p must be in (0, 1], got ",
              p.top_p);  // also rejects NaN
-  MUSE_CHECK(p.min_p >= 0.0f && p.min_p <= 1.0f, "sampler: min_p must be in [0, 1], got ",
-             p.min_p);
+  MUSE_CHECK(p.min_p >= 0.0f && p.min_p <= 1.0f, "sampler: min_p must be in [0, 1], got ", p.min_p);
   MUSE_CHECK(std::isfinite(p.repetition_penalty) && p.repetition_penalty > 0.0f,
              "sampler: repetition_penalty must be finite and > 0 (1 = off), got ",
              p.repetition_penalty);
   MUSE_CHECK(std::isfinite(p.presence_penalty), "sampler: presence_penalty must be finite, got ",
              p.presence_penalty);
-  MUSE_CHECK(std::isfinite(p.frequency_penalty),
-             "sampler: frequency_penalty must be finite, got ", p.frequency_penalty);
+  MUSE_CHECK(std::isfinite(p.frequency_penalty), "sampler: frequency_penalty must be finite, got ",
+             p.frequency_penalty);
   for (const auto& [id, bias] : p.logit_bias) {
     MUSE_CHECK(id >= 0 && id < vocab_size, "sampler: logit_bias token id ", id,
                " is outside the vocabulary [0, ", vocab_size, ")");
@@ -67,9 +78,7 @@ void validate_sampling_params(const SamplingParams& p, int32_t vocab_size) {
 Sampler::Sampler(SamplingParams params, int32_t vocab_size)
     : params_(std::move(params)), vocab_size_(vocab_size) {
   validate_sampling_params(params_, vocab_size_);
-  rng_.seed(params_.seed ? *params_.seed
-                         : (static_cast<uint64_t>(std::random_device{}()) << 32) ^
-                               std::random_device{}());
+  rng_.seed(params_.seed ? *params_.seed : random_seed());
   const size_t n = static_cast<size_t>(vocab_size_);
   work_logits_.resize(n);
   candidates_.resize(n);
@@ -134,8 +143,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   MUSE_CHECK(max_logit != kNegInf, "sampler: every token is banned (all logits are -inf)");
   if (params_.temperature == 0.0f) {
     // The first maximum is the lowest id among ties.
-    return static_cast<int32_t>(
-        std::find(work_logits_.begin(), work_logits_.end(), max_logit) - work_logits_.begin());
+    return static_cast<int32_t>(std::find(work_logits_.begin(), work_logits_.end(), max_logit) -
+                                work_logits_.begin());
   }
   return sample_stochastic(max_logit);
 }
@@ -147,12 +156,6 @@ double Sampler::uniform01() {
 }
 
 int32_t Sampler::sample_stochastic(float max_logit) {
-  // A strict total order: more likely first, the lower id first among equal logits. It makes
-  // every filter's kept set well defined even with ties.
-  const auto more_likely = [](const Candidate& a, const Candidate& b) {
-    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-  };
-
   // Every token that is not banned; written branch-free since bans are rare.
   Candidate* const c = candidates_.data();
   size_t n = 0;
@@ -206,9 +209,6 @@ int32_t Sampler::sample_stochastic(float max_logit) {
 }
 
 size_t Sampler::select_nucleus(size_t n) {
-  const auto more_likely = [](const Candidate& a, const Candidate& b) {
-    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-  };
   Candidate* const c = candidates_.data();
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) total += c[i].weight;

@@ -105,9 +105,9 @@ class Sampler {
   SamplingParams params_;
   int32_t vocab_size_;
   std::mt19937_64 rng_;
-  std::vector<float> work_logits_;      // transformed copy of the current logits
-  std::vector<Candidate> candidates_;   // tokens still in play
-  std::vector<uint8_t> seen_;           // repetition-penalty marks, all zero between calls
+  std::vector<float> work_logits_;        // transformed copy of the current logits
+  std::vector<Candidate> candidates_;     // tokens still in play
+  std::vector<uint8_t> seen_;             // repetition-penalty marks, all zero between calls
   std::vector<int32_t> generated_count_;  // frequency counts, all zero between calls
 };
 

@@ -92,31 +92,35 @@ struct AffineFit {
 };
 
 AffineFit solve_affine(const float* x, const float* w, const uint8_t* L, int n) {
-  float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
+  // Centred sums: the plain normal equations lose the offset to cancellation.
+  double sw = 0, sl = 0, sx = 0;
   for (int i = 0; i < n; ++i) {
     sw += w[i];
-    sl += w[i] * L[i];
-    sll += w[i] * static_cast<float>(L[i] * L[i]);
-    sx += w[i] * x[i];
-    slx += w[i] * x[i] * L[i];
+    sl += static_cast<double>(w[i]) * L[i];
+    sx += static_cast<double>(w[i]) * x[i];
+  }
+  const double mean_l = sl / sw, mean_x = sx / sw;
+  double sll = 0, slx = 0, sll0 = 0, slx0 = 0;
+  for (int i = 0; i < n; ++i) {
+    const double dl = L[i] - mean_l;
+    sll += w[i] * dl * dl;
+    slx += w[i] * dl * (x[i] - mean_x);
+    sll0 += static_cast<double>(w[i]) * L[i] * L[i];
+    slx0 += static_cast<double>(w[i]) * L[i] * x[i];
+  }
+  double scale = sll > 0 ? slx / sll : 0.0;  // all L equal: only the offset matters
+  double offset = mean_x - scale * mean_l;
+  if (offset > 0) {  // the format cannot add: refit through the origin
+    offset = 0;
+    scale = sll0 > 0 ? slx0 / sll0 : 0.0;
+  }
+  if (scale < 0) {
+    scale = 0;
+    offset = std::min(mean_x, 0.0);
   }
   AffineFit fit;
-  const float det = sw * sll - sl * sl;
-  if (det > 0) {
-    fit.scale = (sw * slx - sl * sx) / det;
-    fit.offset = (sll * sx - sl * slx) / det;
-  } else {  // all L equal: only the offset matters
-    fit.scale = 0;
-    fit.offset = sx / sw;
-  }
-  if (fit.offset > 0) {
-    fit.offset = 0;
-    fit.scale = sll > 0 ? slx / sll : 0;
-  }
-  if (fit.scale < 0) {
-    fit.scale = 0;
-    fit.offset = std::min(sx / sw, 0.0f);
-  }
+  fit.scale = static_cast<float>(scale);
+  fit.offset = static_cast<float>(offset);
   fit.err = 0;
   for (int i = 0; i < n; ++i) {
     const float diff = fit.scale * L[i] + fit.offset - x[i];

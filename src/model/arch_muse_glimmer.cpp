@@ -1,8 +1,9 @@
 // Muse Glimmer text decoder (Meta's open Muse model), text part of
 // MuseGlimmerForConditionalGeneration. See docs/muse-glimmer.md for the math:
-// gated attention output, weightless QK RMS-norm with a scale, NoPE on global
-// layers (layer_rope_theta 0), sliding-window local layers, Gemma-style post-norms,
-// and a logit multiplier followed by a tanh soft cap.
+// weightless RMS norm of the embeddings, gated attention output, weightless QK
+// RMS-norm with the attention scale multiplied by qk_scale_factor, NoPE on global
+// layers (layer_rope_theta 0), sliding-window local layers, Gemma-style post-norms
+// (eps post_norm_eps), and a logit multiplier inside a tanh soft cap.
 #include <nlohmann/json.hpp>
 
 #include "model/arch_common.h"
@@ -21,6 +22,7 @@ void finish_common(ModelConfig& c) {
   c.post_attn_norm = true;
   c.post_ffn_norm = true;
   c.ffn_act = FfnActivation::Silu;
+  c.embed_norm = true;
 }
 
 ModelConfig glimmer_from_hf(const nlohmann::json& root) {
@@ -104,24 +106,26 @@ std::vector<TensorSpec> glimmer_tensors() {
   using D = DecoderWeights;
   const std::string m = "model.language_model.";
   const std::string b = m + "layers.{}.";
+  // Layer norms are stored as w - 1 by Hugging Face (x * (1 + w)); the final norm is plain.
+  const auto plus1 = HfTransform::NormPlusOne;
   return {
       {nullptr, &D::tok_embd, "token_embd.weight", m + "embed_tokens.weight", nullptr},
       {nullptr, &D::output_norm, "output_norm.weight", m + "norm.weight", nullptr},
       {nullptr, &D::output, "output.weight", "lm_head.weight", config_untied},
-      {&L::attn_norm, nullptr, "blk.{}.attn_norm.weight", b + "input_layernorm.weight", nullptr},
+      {&L::attn_norm, nullptr, "blk.{}.attn_norm.weight", b + "input_layernorm.weight", nullptr, plus1},
       {&L::wq, nullptr, "blk.{}.attn_q.weight", b + "self_attn.q_proj.weight", nullptr},
       {&L::wk, nullptr, "blk.{}.attn_k.weight", b + "self_attn.k_proj.weight", nullptr},
       {&L::wv, nullptr, "blk.{}.attn_v.weight", b + "self_attn.v_proj.weight", nullptr},
       {&L::attn_gate, nullptr, "blk.{}.attn_gate.weight", b + "self_attn.gate_proj.weight", nullptr},
       {&L::wo, nullptr, "blk.{}.attn_output.weight", b + "self_attn.o_proj.weight", nullptr},
       {&L::post_attn_norm, nullptr, "blk.{}.post_attention_norm.weight",
-       b + "post_attention_layernorm.weight", nullptr},
-      {&L::ffn_norm, nullptr, "blk.{}.ffn_norm.weight", b + "pre_feedforward_layernorm.weight", nullptr},
+       b + "post_attention_layernorm.weight", nullptr, plus1},
+      {&L::ffn_norm, nullptr, "blk.{}.ffn_norm.weight", b + "pre_feedforward_layernorm.weight", nullptr, plus1},
       {&L::ffn_gate, nullptr, "blk.{}.ffn_gate.weight", b + "mlp.gate_proj.weight", nullptr},
       {&L::ffn_up, nullptr, "blk.{}.ffn_up.weight", b + "mlp.up_proj.weight", nullptr},
       {&L::ffn_down, nullptr, "blk.{}.ffn_down.weight", b + "mlp.down_proj.weight", nullptr},
       {&L::post_ffn_norm, nullptr, "blk.{}.post_ffw_norm.weight",
-       b + "post_feedforward_layernorm.weight", nullptr},
+       b + "post_feedforward_layernorm.weight", nullptr, plus1},
   };
 }
 

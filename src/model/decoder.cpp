@@ -82,6 +82,7 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
     float* row = &x_[static_cast<size_t>(i * E)];
     k::dequantize_row(W.tok_embd, items[static_cast<size_t>(i)].token, row);
     if (c.embed_scale != 1.0f) k::scale_inplace(row, c.embed_scale, E);
+    if (c.embed_norm) k::rms_norm(row, nullptr, row, E, c.norm_eps);
   }
 
   for (int64_t l = 0; l < c.n_layer; ++l) {

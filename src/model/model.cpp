@@ -36,8 +36,9 @@ void check_shape(const std::string& name, const TensorView& v, const std::vector
   MUSE_CHECK(ok, "tensor '", name, "' has shape ", shape_string(v), ", expected ", shape_str(ne));
 }
 
+// Optional: present only for Llama 3 style rope scaling.
 const TensorSpec kRopeFreqsSpec{nullptr, &DecoderWeights::rope_freqs, "rope_freqs.weight", "",
-                                nullptr};
+                                [](const ModelConfig&) { return false; }};
 
 }  // namespace
 

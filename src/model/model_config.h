@@ -53,6 +53,7 @@ struct ModelConfig {
   bool post_ffn_norm = false;     // norm of the FFN output before the residual add
   float attn_scale = 0.0f;        // softmax scale; 0 means 1/sqrt(head_dim)
   float embed_scale = 1.0f;       // token embeddings are multiplied by this
+  bool embed_norm = false;        // token embeddings are RMS-normalised (no weight, norm_eps)
   float logit_scale = 1.0f;       // final logits multiplied by this
   float final_logit_softcap = 0;  // logits = cap * tanh(logits / cap) when > 0
   FfnActivation ffn_act = FfnActivation::Silu;

@@ -22,7 +22,8 @@ struct SafetensorsTensor {
   std::string name;
   // view.ne is in GGUF order (reversed from the file's row-major shape);
   // view.type is F32/F16/BF16/F64/I8/I16/I32/I64 (U8/BOOL map to I8 and are
-  // rejected for model weights by the loaders, not here).
+  // rejected for model weights by the loaders, not here). A tensor of rank > 4
+  // (e.g. a conv3d kernel) has n_dims 4 with its outer dimensions folded into ne[3].
   TensorView view;
   std::vector<int64_t> shape;  // as written in the file (outermost first)
 };

@@ -1,5 +1,3 @@
-#include "engine/sampler.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "muse/error.h"
 
 namespace muse {
@@ -124,8 +123,7 @@ TEST(SamplerTopK, KeepsTopKWithRenormalisedFrequencies) {
   Sampler sampler(p, 6);
   const std::vector<int> counts = draw_counts(sampler, logits, 20000);
   EXPECT_EQ(counts[0] + counts[2] + counts[4], 0);
-  const std::vector<double> expected =
-      softmax({-kInf, 2.0f, -kInf, 1.5f, -kInf, 2.5f}, 1.0);
+  const std::vector<double> expected = softmax({-kInf, 2.0f, -kInf, 1.5f, -kInf, 2.5f}, 1.0);
   expect_frequencies(counts, expected);
 }
 
@@ -164,38 +162,45 @@ TEST(SamplerTopP, RenormalisedFrequenciesInsideNucleus) {
 }
 
 TEST(SamplerTopP, LargeVocabularyMatchesFullSortReference) {
-  // Big enough that the nucleus (hundreds of tokens) outgrows the first partial-sort chunk.
+  // Big enough that the nucleus (hundreds of tokens) needs several selection rounds.
   const size_t vocab = 20000;
-  const std::vector<float> logits = random_logits(vocab, 3, 1.0f);
+  const std::vector<float> logits = random_logits(vocab, 3, 2.0f);
   const float top_p = 0.5f;
   const float temperature = 1.3f;
 
-  std::vector<double> probs = softmax(logits, temperature);
+  const std::vector<double> probs = softmax(logits, temperature);
   std::vector<int32_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   });
-  std::set<int32_t> nucleus;
-  double cumulative = 0.0;
+  std::vector<int32_t> nucleus;
+  double nucleus_mass = 0.0;
   for (int32_t id : order) {
-    nucleus.insert(id);
-    cumulative += probs[id];
-    if (cumulative >= top_p) break;
+    nucleus.push_back(id);
+    nucleus_mass += probs[id];
+    if (nucleus_mass >= top_p) break;
   }
-  ASSERT_GT(nucleus.size(), 300u);
+  ASSERT_GT(nucleus.size(), 200u);
+  // The less likely half of the nucleus, and its share of the renormalised nucleus.
+  const std::set<int32_t> in_nucleus(nucleus.begin(), nucleus.end());
+  const std::set<int32_t> lower_half(nucleus.begin() + nucleus.size() / 2, nucleus.end());
+  double lower_mass = 0.0;
+  for (int32_t id : lower_half) lower_mass += probs[id] / nucleus_mass;
 
   SamplingParams p = seeded(21);
   p.top_p = top_p;
   p.temperature = temperature;
   Sampler sampler(p, static_cast<int32_t>(vocab));
-  std::set<int32_t> drawn;
-  for (int i = 0; i < 3000; ++i) {
+  const int draws = 5000;
+  int lower_hits = 0;
+  for (int i = 0; i < draws; ++i) {
     const int32_t id = sampler.sample(logits);
-    ASSERT_TRUE(nucleus.count(id)) << "token " << id << " is outside the nucleus";
-    drawn.insert(id);
+    ASSERT_TRUE(in_nucleus.count(id)) << "token " << id << " is outside the nucleus";
+    lower_hits += static_cast<int>(lower_half.count(id));
   }
-  EXPECT_GT(drawn.size(), nucleus.size() / 2);
+  const double se = std::sqrt(lower_mass * (1.0 - lower_mass) / draws);
+  EXPECT_NEAR(static_cast<double>(lower_hits) / draws, lower_mass, 4.5 * se);
 }
 
 TEST(SamplerTopP, EqualLogitsKeepLowestIds) {
@@ -207,6 +212,21 @@ TEST(SamplerTopP, EqualLogitsKeepLowestIds) {
   int32_t max_id = 0;
   for (int i = 0; i < 5000; ++i) max_id = std::max(max_id, sampler.sample(logits));
   EXPECT_EQ(max_id, 499);
+}
+
+TEST(SamplerTopP, BoundaryInsideFlatTail) {
+  // id 0 has p = 0.5; ids 1..1000 share the other half equally (0.0005 each). With
+  // top_p = 0.5502 the nucleus is id 0 plus the 101 lowest tail ids (0.5 + 101 * 0.0005 =
+  // 0.5505). Each tail token weighs only a little more than the average excluded mass, so this
+  // also catches any pre-filter that drops tokens too eagerly.
+  std::vector<float> logits(1001, std::log(0.0005f));
+  logits[0] = std::log(0.5f);
+  SamplingParams p = seeded(31);
+  p.top_p = 0.5502f;
+  Sampler sampler(p, 1001);
+  const std::vector<int> counts = draw_counts(sampler, logits, 20000);
+  for (int32_t id = 1; id <= 101; ++id) EXPECT_GT(counts[id], 0) << "id " << id;
+  for (int32_t id = 102; id <= 1000; ++id) ASSERT_EQ(counts[id], 0) << "id " << id;
 }
 
 TEST(SamplerMinP, DropsTokensBelowFractionOfMax) {
