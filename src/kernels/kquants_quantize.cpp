@@ -24,7 +24,17 @@
 namespace muse::kernels::kquants {
 namespace {
 
-int nearest(float v) { return static_cast<int>(std::lrint(v)); }  // ties to even
+// Round to nearest, ties to even (like lrint, without a library call). Adding
+// 1.5 * 2^23 leaves the rounded integer in the low mantissa bits; inputs are
+// clamped first so that outliers (x / a tiny scale) stay in range. NaN gives an
+// arbitrary integer, which callers clamp.
+int nearest(float v) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  const float shifted = std::min(std::max(v, -4.0e6f), 4.0e6f) + kMagic;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof(bits));
+  return bits - 0x4B400000;
+}
 
 int clamp_int(int v, int lo, int hi) { return std::min(std::max(v, lo), hi); }
 
@@ -91,49 +101,46 @@ struct AffineFit {
   float scale = 0, offset = 0, err = std::numeric_limits<float>::infinity();
 };
 
-AffineFit solve_affine(const float* x, const float* w, const uint8_t* L, int n) {
-  // Centred sums: the plain normal equations lose the offset to cancellation.
-  double sw = 0, sl = 0, sx = 0;
-  for (int i = 0; i < n; ++i) {
-    sw += w[i];
-    sl += static_cast<double>(w[i]) * L[i];
-    sx += static_cast<double>(w[i]) * x[i];
-  }
-  const double mean_l = sl / sw, mean_x = sx / sw;
-  double sll = 0, slx = 0, sll0 = 0, slx0 = 0;
-  for (int i = 0; i < n; ++i) {
-    const double dl = L[i] - mean_l;
-    sll += w[i] * dl * dl;
-    slx += w[i] * dl * (x[i] - mean_x);
-    sll0 += static_cast<double>(w[i]) * L[i] * L[i];
-    slx0 += static_cast<double>(w[i]) * L[i] * x[i];
-  }
-  double scale = sll > 0 ? slx / sll : 0.0;  // all L equal: only the offset matters
-  double offset = mean_x - scale * mean_l;
+// Sums over a sub-block that do not depend on the rounding.
+struct AffineSums {
+  double sw = 0, sx = 0, sxx = 0;
+};
+
+// Least-squares scale and offset for integers L (with their sums sl = sum w L,
+// sll = sum w L^2, slx = sum w L x), and the weighted squared error they leave.
+AffineFit solve_affine(const AffineSums& s, double sl, double sll, double slx) {
+  // Centred moments; double keeps the offset clear of cancellation.
+  const double var_l = sll - sl * sl / s.sw;
+  const double cov_lx = slx - sl * s.sx / s.sw;
+  double scale = var_l > 0 ? cov_lx / var_l : 0.0;  // all L equal: only the offset matters
+  double offset = (s.sx - scale * sl) / s.sw;
   if (offset > 0) {  // the format cannot add: refit through the origin
     offset = 0;
-    scale = sll0 > 0 ? slx0 / sll0 : 0.0;
+    scale = sll > 0 ? slx / sll : 0.0;
   }
   if (scale < 0) {
     scale = 0;
-    offset = std::min(mean_x, 0.0);
+    offset = std::min(s.sx / s.sw, 0.0);
   }
+  // sum w (scale L + offset - x)^2, expanded.
+  const double err = s.sxx + scale * scale * sll + offset * offset * s.sw - 2 * scale * slx -
+                     2 * offset * s.sx + 2 * scale * offset * sl;
   AffineFit fit;
   fit.scale = static_cast<float>(scale);
   fit.offset = static_cast<float>(offset);
-  fit.err = 0;
-  for (int i = 0; i < n; ++i) {
-    const float diff = fit.scale * L[i] + fit.offset - x[i];
-    fit.err += w[i] * diff * diff;
-  }
+  fit.err = static_cast<float>(std::max(err, 0.0));
   return fit;
 }
 
 AffineFit fit_affine(const float* x, const float* w, int n, int nmax, uint8_t* L) {
   float xmin = x[0], xmax = x[0];
-  for (int i = 1; i < n; ++i) {
+  AffineSums sums;
+  for (int i = 0; i < n; ++i) {
     xmin = std::min(xmin, x[i]);
     xmax = std::max(xmax, x[i]);
+    sums.sw += w[i];
+    sums.sx += static_cast<double>(w[i]) * x[i];
+    sums.sxx += static_cast<double>(w[i]) * x[i] * x[i];
   }
   xmin = std::min(xmin, 0.0f);
   if (!(xmax - xmin > 1e-30f)) {  // constant non-positive block (or NaN)
@@ -146,10 +153,18 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, uint8_t* L
   uint8_t trial[32];
   AffineFit best;
   auto try_rounding = [&](float iscale, float origin) {
+    // Float sums over at most 32 terms are accurate enough (the cancellation that
+    // needs double is in solve_affine) and let this loop vectorise.
+    float sl = 0, sll = 0, slx = 0;
     for (int i = 0; i < n; ++i) {
-      trial[i] = static_cast<uint8_t>(clamp_int(nearest(iscale * (x[i] - origin)), 0, nmax));
+      const int l = clamp_int(nearest(iscale * (x[i] - origin)), 0, nmax);
+      trial[i] = static_cast<uint8_t>(l);
+      const float wl = w[i] * static_cast<float>(l);
+      sl += wl;
+      sll += wl * static_cast<float>(l);
+      slx += wl * x[i];
     }
-    const AffineFit fit = solve_affine(x, w, trial, n);
+    const AffineFit fit = solve_affine(sums, sl, sll, slx);
     if (fit.err < best.err) {
       best = fit;
       std::copy(trial, trial + n, L);

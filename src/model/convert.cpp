@@ -48,17 +48,19 @@ bool use_more_bits(int64_t i, int64_t n) {
 }
 
 DType fallback_type(DType t, int64_t row_len) {
-  // A type whose block size divides the row: k-quants fall back to 32-blocks.
+  // Rows that do not split into 256-blocks take a 32-block type of similar size
+  // (the same choices llama.cpp makes, so mixtures of the same name agree).
   const auto fits = [&](DType d) { return row_len % dtype_info(d).block_size == 0; };
   if (fits(t)) return t;
+  DType alt = DType::F16;
   switch (t) {
-    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K:
-      return fits(DType::Q4_0) ? DType::Q5_0 : DType::F16;
-    case DType::Q5_K: case DType::Q6_K:
-      return fits(DType::Q8_0) ? DType::Q8_0 : DType::F16;
-    default:
-      return DType::F16;
+    case DType::Q2_K: case DType::Q3_K: alt = DType::Q4_0; break;
+    case DType::Q4_K: alt = DType::Q5_0; break;
+    case DType::Q5_K: alt = DType::Q5_1; break;
+    case DType::Q6_K: alt = DType::Q8_0; break;
+    default: break;
   }
+  return fits(alt) ? alt : DType::F16;
 }
 
 }  // namespace

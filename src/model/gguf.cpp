@@ -535,7 +535,8 @@ std::string alignment_problem(const GgufValue& v, uint64_t* alignment) {
   return {};
 }
 
-// Bytes of a tensor of `type` with dims ne, or nullopt-like false on overflow.
+// Bytes and elements of a tensor of `info`'s type with dims ne; false when either
+// exceeds int64.
 bool checked_tensor_bytes(const DTypeInfo& info, const std::array<int64_t, 4>& ne,
                           uint64_t* nbytes, uint64_t* n_elements) {
   uint64_t elems = 1;
@@ -544,7 +545,9 @@ bool checked_tensor_bytes(const DTypeInfo& info, const std::array<int64_t, 4>& n
   if (elems > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
   const uint64_t blocks = elems / static_cast<uint64_t>(info.block_size);
   uint64_t bytes = 0;
-  if (__builtin_mul_overflow(blocks, uint64_t{info.block_bytes}, &bytes)) return false;
+  if (__builtin_mul_overflow(blocks, uint64_t{info.block_bytes}, &bytes) ||
+      bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    return false;
   *nbytes = bytes;
   *n_elements = elems;
   return true;
@@ -582,7 +585,8 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
   if (version == 1)
     r.fail("GGUF version 1 is not supported (only versions 2 and 3 are)");
   if (version != 2 && version != 3) {
-    if ((version & 0xffff) == 0 && __builtin_bswap32(version) <= 3)
+    const uint32_t swapped = __builtin_bswap32(version);
+    if (swapped >= 1 && swapped <= 3)
       r.fail("big-endian GGUF files are not supported (version field ", version, ")");
     r.fail("unsupported GGUF version ", version, " (only versions 2 and 3 are supported)");
   }

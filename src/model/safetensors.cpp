@@ -165,6 +165,9 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFi
   const uint64_t data_size = file_size - data_start;
 
   const char* text = reinterpret_cast<const char*>(base + 8);
+  // nlohmann's parser stops at a NUL as if the input ended; valid JSON never has one.
+  if (std::memchr(text, 0, header_len) != nullptr)
+    fail("invalid JSON header: it contains a NUL byte");
   const json header = parse_json_strict(text, text + header_len, path, "tensor name");
   if (!header.is_object()) fail("header is not a JSON object (it is a ", header.type_name(), ")");
 

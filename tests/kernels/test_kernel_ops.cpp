@@ -203,8 +203,12 @@ TEST(KernelTables, SimdTablesReplaceScalarKernels) {
   EXPECT_NE(kernels_for(Isa::Avx2).vec_dot_fn(DType::Q4_0), scalar_kernels().vec_dot_fn(DType::Q4_0));
   EXPECT_NE(kernels_for(Isa::Avx2).quantize_fn(DType::Q8_0), scalar_kernels().quantize_fn(DType::Q8_0));
   EXPECT_THROW(kernels_for(Isa::Neon), Error);
+#elif defined(__aarch64__)
+  EXPECT_NE(kernels_for(Isa::Neon).vec_dot_fn(DType::Q4_0), scalar_kernels().vec_dot_fn(DType::Q4_0));
+  EXPECT_NE(kernels_for(Isa::Neon).quantize_fn(DType::Q8_0), scalar_kernels().quantize_fn(DType::Q8_0));
+  EXPECT_THROW(kernels_for(Isa::Avx2), Error);
 #else
-  GTEST_SKIP() << "x86 only";
+  GTEST_SKIP() << "no SIMD kernels on this architecture";
 #endif
 }
 

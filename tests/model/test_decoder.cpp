@@ -1,0 +1,189 @@
+// Forward-pass properties that the goldens do not isolate: batching across
+// sequences, chunking, incremental decoding, input validation, and model-file
+// validation at the architecture level.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "model/convert.h"
+#include "model/decoder.h"
+#include "model/random_model.h"
+#include "muse/error.h"
+
+namespace muse {
+namespace {
+namespace fs = std::filesystem;
+
+std::string tmp(const std::string& name) {
+  fs::create_directories(MUSE_TEST_TMP);
+  return std::string(MUSE_TEST_TMP) + "/" + name;
+}
+
+std::shared_ptr<Model> tiny(const std::string& arch, const std::string& type = "f32") {
+  const std::string path = tmp("decoder-" + arch + "-" + type + ".gguf");
+  RandomModelSpec spec;
+  spec.arch = arch;
+  write_random_model(spec, parse_quant_target(type), path);
+  return Model::load(path);
+}
+
+std::vector<float> run(Decoder& d, const std::vector<int32_t>& ids, int32_t seq) {
+  std::vector<BatchItem> items;
+  for (size_t i = 0; i < ids.size(); ++i) items.push_back({ids[i], static_cast<int32_t>(i), seq, true});
+  d.clear(seq);
+  auto out = d.forward(items);
+  return {out.begin(), out.end()};
+}
+
+double max_diff(std::span<const float> a, std::span<const float> b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - b[i]));
+  return m;
+}
+
+class DecoderArch : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DecoderArch, ChunkedAndIncrementalMatchOnePass) {
+  auto model = tiny(GetParam());
+  const std::vector<int32_t> ids = {1, 7, 300, 42, 5, 99, 511, 0, 17, 23, 64, 128};
+  Decoder whole(model, {64, 1, 512, 2});
+  const auto ref = run(whole, ids, 0);
+  Decoder chunked(model, {64, 1, 5, 2});  // 12 tokens in chunks of 5
+  EXPECT_LE(max_diff(run(chunked, ids, 0), ref), 1e-5);
+  // One token at a time.
+  Decoder inc(model, {64, 1, 512, 1});
+  const int64_t V = model->config().n_vocab;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    BatchItem it{ids[i], static_cast<int32_t>(i), 0, true};
+    auto out = inc.forward(std::span<const BatchItem>(&it, 1));
+    ASSERT_EQ(static_cast<int64_t>(out.size()), V);
+    EXPECT_LE(max_diff(out, std::span<const float>(ref).subspan(i * V, V)), 1e-5) << "position " << i;
+  }
+}
+
+TEST_P(DecoderArch, InterleavedSequencesMatchSeparateRuns) {
+  auto model = tiny(GetParam());
+  const std::vector<int32_t> a = {3, 1, 4, 1, 5, 9, 2, 6}, b = {2, 7, 1, 8, 2, 8};
+  Decoder single(model, {32, 1, 512, 2});
+  const auto ra = run(single, a, 0);
+  const auto rb = run(single, b, 0);
+  Decoder multi(model, {32, 3, 512, 2});
+  std::vector<BatchItem> items;
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    if (i < b.size()) items.push_back({b[i], static_cast<int32_t>(i), 2, true});
+    if (i < a.size()) items.push_back({a[i], static_cast<int32_t>(i), 0, true});
+  }
+  auto out = multi.forward(items);
+  const int64_t V = model->config().n_vocab;
+  size_t row = 0;
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    if (i < b.size()) EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(rb).subspan(i * V, V)), 1e-5);
+    if (i < a.size()) EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(ra).subspan(i * V, V)), 1e-5);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, DecoderArch,
+                         ::testing::Values("llama", "qwen2", "qwen3", "gemma3", "muse-glimmer"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (auto& ch : s) if (ch == '-') ch = '_';
+                           return s;
+                         });
+
+TEST(Decoder, BadInputIsAnErrorAndLeavesTheCacheAlone) {
+  auto model = tiny("qwen2");
+  Decoder d(model, {4, 1, 512, 1});
+  BatchItem ok{1, 0, 0, true};
+  d.forward(std::span<const BatchItem>(&ok, 1));
+  BatchItem bad_token{100000, 1, 0, true};
+  EXPECT_THROW(d.forward(std::span<const BatchItem>(&bad_token, 1)), Error);
+  BatchItem gap{1, 5, 0, true};
+  EXPECT_THROW(d.forward(std::span<const BatchItem>(&gap, 1)), Error);
+  BatchItem bad_seq{1, 1, 3, true};
+  EXPECT_THROW(d.forward(std::span<const BatchItem>(&bad_seq, 1)), Error);
+  EXPECT_EQ(d.seq_length(0), 1);
+  std::vector<BatchItem> fill = {{1, 1, 0, false}, {2, 2, 0, false}, {3, 3, 0, false}};
+  d.forward(fill);
+  BatchItem full{1, 4, 0, true};
+  try {
+    d.forward(std::span<const BatchItem>(&full, 1));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(d.seq_length(0), 4);
+}
+
+TEST(ModelFile, MissingAndMisshapenTensorsAreNamed) {
+  auto model = tiny("qwen3");
+  const auto& c = model->config();
+  auto write_without = [&](const std::string& skip, const std::string& reshape) {
+    GgufWriter w;
+    model->arch().to_gguf(c, w);
+    for (const auto& t : model->tensors()) {
+      if (t.name == skip) continue;
+      std::vector<int64_t> ne(t.view.ne.begin(), t.view.ne.begin() + t.view.n_dims);
+      if (t.name == reshape) std::swap(ne[0], ne[1]);
+      w.add_tensor(t.name, t.view.type, ne, t.view.data, t.view.nbytes);
+    }
+    const std::string path = tmp("broken.gguf");
+    w.write(path);
+    return path;
+  };
+  try {
+    Model::load(write_without("blk.1.attn_k_norm.weight", ""));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'blk.1.attn_k_norm.weight' is missing"), std::string::npos) << e.what();
+  }
+  try {
+    Model::load(write_without("", "blk.0.ffn_up.weight"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'blk.0.ffn_up.weight' has shape"), std::string::npos) << e.what();
+  }
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::string("mamba9"));
+  w.write(tmp("unknown-arch.gguf"));
+  EXPECT_THROW(Model::load(tmp("unknown-arch.gguf")), Error);
+}
+
+TEST(RopeScaling, Llama3FactorsFollowTheReferenceFormula) {
+  // Llama 3.1: base 500000, factor 8, low 1, high 4, original context 8192, head dim 128.
+  const auto f = llama3_rope_factors(128, 500000.0f, 8.0f, 1.0f, 4.0f, 8192.0f);
+  ASSERT_EQ(f.size(), 64u);
+  EXPECT_FLOAT_EQ(f[0], 1.0f);   // wavelength 2*pi: high frequency, unscaled
+  EXPECT_FLOAT_EQ(f[63], 8.0f);  // longest wavelength: fully scaled
+  // A pair in the smooth band: wavelength between 2048 and 8192.
+  for (size_t i = 0; i < f.size(); ++i) {
+    const double freq = std::pow(500000.0, -2.0 * i / 128.0);
+    const double wl = 2 * M_PI / freq;
+    if (wl > 2048 && wl < 8192) {
+      const double smooth = (8192 / wl - 1) / 3;
+      EXPECT_NEAR(f[i], 1 / ((1 - smooth) / 8 + smooth), 1e-5);
+    }
+  }
+}
+
+TEST(Quantize, Q4KMMixtureMatchesTheNamedRecipe) {
+  const QuantTarget t = parse_quant_target("q4_k_m");
+  EXPECT_EQ(tensor_type_for(t, "output.weight", 2, 1024, 24, false), DType::Q6_K);
+  EXPECT_EQ(tensor_type_for(t, "token_embd.weight", 2, 1024, 24, true), DType::Q6_K);
+  EXPECT_EQ(tensor_type_for(t, "token_embd.weight", 2, 1024, 24, false), DType::Q4_K);
+  EXPECT_EQ(tensor_type_for(t, "blk.0.attn_v.weight", 2, 1024, 24, false), DType::Q6_K);
+  EXPECT_EQ(tensor_type_for(t, "blk.4.attn_v.weight", 2, 1024, 24, false), DType::Q4_K);
+  EXPECT_EQ(tensor_type_for(t, "blk.5.ffn_down.weight", 2, 4864, 24, false), DType::Q6_K);
+  EXPECT_EQ(tensor_type_for(t, "blk.23.ffn_down.weight", 2, 4864, 24, false), DType::Q6_K);
+  EXPECT_EQ(tensor_type_for(t, "blk.10.attn_q.weight", 2, 1024, 24, false), DType::Q4_K);
+  EXPECT_EQ(tensor_type_for(t, "blk.10.attn_norm.weight", 1, 896, 24, false), DType::F32);
+  // Rows that do not split into 256-blocks fall back to a 32-block type.
+  EXPECT_EQ(tensor_type_for(parse_quant_target("q4_k"), "blk.0.attn_q.weight", 2, 160, 24, false), DType::Q5_0);
+  EXPECT_EQ(tensor_type_for(t, "blk.0.attn_v.weight", 2, 896, 24, false), DType::Q8_0);
+  EXPECT_EQ(tensor_type_for(t, "blk.4.attn_v.weight", 2, 896, 24, false), DType::Q5_0);
+  EXPECT_EQ(tensor_type_for(parse_quant_target("q8_0"), "blk.0.attn_q.weight", 2, 100, 24, false), DType::F16);
+  EXPECT_THROW(parse_quant_target("q9_9"), Error);
+}
+
+}  // namespace
+}  // namespace muse
