@@ -34,11 +34,15 @@ float hsum_ps(__m128 s) {
   return _mm_cvtss_f32(s);
 }
 
-__m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+__m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
 
 // Shuffle mask that, applied to 16 int8 sub-block scales, puts scale 2p in bytes
 // 0-7 and scale 2p+1 in bytes 8-15; adding 2 to every byte moves to the next pair.
-__m128i first_pair_mask() { return _mm_set_epi64x(0x0101010101010101LL, 0); }
+__m128i first_pair_mask() {
+  return _mm_set_epi64x(0x0101010101010101LL, 0);
+}
 
 // Scales of sub-blocks (2p, 2p+1) of 16 elements as int16: low 128-bit lane =
 // scale 2p, high lane = scale 2p+1, matching the halves of a 32-byte quant vector.
@@ -270,7 +274,8 @@ void quantize_q8_k(const float* x, void* out, int64_t n) {
       // Sums of elements 0-15 and 16-31 for bsums.
       const __m256i t = _mm256_hadd_epi32(_mm256_add_epi32(v0, v1), _mm256_add_epi32(v2, v3));
       const __m256i t2 = _mm256_hadd_epi32(t, t);
-      const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(t2), _mm256_extracti128_si256(t2, 1));
+      const __m128i sums =
+          _mm_add_epi32(_mm256_castsi256_si128(t2), _mm256_extracti128_si256(t2, 1));
       blk.bsums[2 * g] = static_cast<int16_t>(_mm_cvtsi128_si32(sums));
       blk.bsums[2 * g + 1] = static_cast<int16_t>(_mm_extract_epi32(sums, 1));
       // Packing interleaves 128-bit lanes; the permute restores element order.

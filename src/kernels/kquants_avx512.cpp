@@ -29,14 +29,21 @@
 namespace muse::kernels {
 namespace {
 
-__m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-__m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+__m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+__m512i load512(const void* p) {
+  return _mm512_loadu_si512(p);
+}
 // The same 32 bytes in both 256-bit halves.
-__m512i load256_twice(const void* p) { return _mm512_broadcast_i64x4(load256(p)); }
+__m512i load256_twice(const void* p) {
+  return _mm512_broadcast_i64x4(load256(p));
+}
 
 // A zmm of int16 (or int8) with one value in the low 256 bits and another in the high.
 __m512i halves_epi16(short lo, short hi) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi), 1);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi),
+                            1);
 }
 __m512i halves_epi8(char lo, char hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(lo)), _mm256_set1_epi8(hi), 1);
@@ -46,9 +53,8 @@ __m512i halves_epi8(char lo, char hi) {
 // (16 elements each) of a maddubs result; add 4 to every entry for the next four.
 __m512i quad_scale_index() {
   const __m128i lane = _mm_set1_epi16(1);
-  return _mm512_inserti64x4(
-      _mm512_castsi256_si512(_mm256_set_m128i(lane, _mm_setzero_si128())),
-      _mm256_set_m128i(_mm_set1_epi16(3), _mm_set1_epi16(2)), 1);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lane, _mm_setzero_si128())),
+                            _mm256_set_m128i(_mm_set1_epi16(3), _mm_set1_epi16(2)), 1);
 }
 
 // Q4_K/Q5_K: 8 six-bit scales and 8 mins from their 12-byte packing, as int16.
@@ -79,7 +85,8 @@ __m128i unpack_q3_k_scales(const uint8_t* packed) {
 // 16 int8 sub-block scales of 16 elements: as int16 in the low half of a zmm (for
 // permutexvar), and sum_j scale_j * bsum_j as 8 int32 partials in the low half of
 // another (the rest zero).
-void expand_scales16(__m128i scales8, const int16_t* bsums, __m512i& scales, __m512i& scaled_bsums) {
+void expand_scales16(__m128i scales8, const int16_t* bsums, __m512i& scales,
+                     __m512i& scaled_bsums) {
   const __m256i s16 = _mm256_cvtepi8_epi16(scales8);
   scales = _mm512_castsi256_si512(s16);
   scaled_bsums = _mm512_zextsi256_si512(_mm256_madd_epi16(s16, load256(bsums)));
@@ -97,7 +104,8 @@ void vec_dot_q2_k(int64_t n, float* out, const void* w, const void* a) {
     const float d = ab[b].d * _cvtsh_ss(wb[b].d);
     const float dmin = ab[b].d * _cvtsh_ss(wb[b].dmin);
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb[b].scales));
-    const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed, low4)));
+    const __m512i scales =
+        _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed, low4)));
     const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), low4));
     const __m256i summ = _mm256_madd_epi16(mins, load256(ab[b].bsums));
     __m512i idx = quad_scale_index();
@@ -174,8 +182,8 @@ float dot_q45_k(int64_t n, const Block* wb, const BlockQ8_K* ab) {
     const __m256i bsums = load256(ab[b].bsums);
     const __m128i bsums32 =
         _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-    acc_min = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, bsums32)),
-                           acc_min);
+    acc_min =
+        _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, bsums32)), acc_min);
 
     const __m512i scales = _mm512_castsi128_si512(scales16);
     __m512i idx = halves_epi16(0, 1);  // scale 2c for elements 0-31 of chunk c, 2c+1 after
@@ -186,7 +194,8 @@ float dot_q45_k(int64_t n, const Block* wb, const BlockQ8_K* ab) {
     }
     __m512i sumi = _mm512_setzero_si512();
     for (int chunk = 0; chunk < 4; ++chunk) {
-      __m512i q = _mm512_and_si512(_mm512_srlv_epi16(load256_twice(wb[b].qs + 32 * chunk), nibble_shift), low4);
+      __m512i q = _mm512_and_si512(
+          _mm512_srlv_epi16(load256_twice(wb[b].qs + 32 * chunk), nibble_shift), low4);
       if constexpr (kFifthBit) {
         q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(hbits, bit), q, bit4);
         bit = _mm512_slli_epi16(bit, 2);
@@ -232,8 +241,9 @@ void vec_dot_q6_k(int64_t n, float* out, const void* w, const void* a) {
     for (int half = 0; half < 2; ++half) {
       const __m512i ql = load512(wb[b].ql + 64 * half);
       const __m512i qh = load256_twice(wb[b].qh + 32 * half);
-      const __m512i first = _mm512_or_si512(
-          _mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, high_shift_first), bits45));
+      const __m512i first =
+          _mm512_or_si512(_mm512_and_si512(ql, low4),
+                          _mm512_and_si512(_mm512_sllv_epi16(qh, high_shift_first), bits45));
       const __m512i second =
           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                           _mm512_and_si512(_mm512_srlv_epi16(qh, high_shift_second), bits45));
@@ -256,7 +266,8 @@ void quantize_q8_k(const float* x, void* out, int64_t n) {
   for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
     BlockQ8_K& blk = blocks[b];
     __m512 vmax = _mm512_setzero_ps();
-    for (int i = 0; i < QK_K; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    for (int i = 0; i < QK_K; i += 16)
+      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
     const float amax = _mm512_reduce_max_ps(vmax);
     if (amax == 0.0f) {
       std::memset(&blk, 0, sizeof(blk));

@@ -29,8 +29,8 @@ int32x4_t dot16(int32x4_t acc, int8x16_t q, int8x16_t y) {
 #if defined(__ARM_FEATURE_DOTPROD)
   return vdotq_s32(acc, q, y);
 #else
-  const int16x8_t p = vmlal_s8(vmull_s8(vget_low_s8(q), vget_low_s8(y)), vget_high_s8(q),
-                               vget_high_s8(y));
+  const int16x8_t p =
+      vmlal_s8(vmull_s8(vget_low_s8(q), vget_low_s8(y)), vget_high_s8(q), vget_high_s8(y));
   return vpadalq_s16(acc, p);
 #endif
 }

@@ -36,7 +36,9 @@ int nearest(float v) {
   return bits - 0x4B400000;
 }
 
-int clamp_int(int v, int lo, int hi) { return std::min(std::max(v, lo), hi); }
+int clamp_int(int v, int lo, int hi) {
+  return std::min(std::max(v, lo), hi);
+}
 
 // Element importance for the error measure: the squared error of large elements
 // costs a little more than that of small ones (|x| grows the weight), which keeps
@@ -153,8 +155,8 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, uint8_t* L
   uint8_t trial[32];
   AffineFit best;
   auto try_rounding = [&](float iscale, float origin) {
-    // Float sums over at most 32 terms are accurate enough (the cancellation that
-    // needs double is in solve_affine) and let this loop vectorise.
+    // Float sums let this loop vectorise and are good enough to rank candidates;
+    // the winner is solved again from double sums below.
     float sl = 0, sll = 0, slx = 0;
     for (int i = 0; i < n; ++i) {
       const int l = clamp_int(nearest(iscale * (x[i] - origin)), 0, nmax);
@@ -179,7 +181,16 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, uint8_t* L
   for (int iter = 0; iter < 4 && best.scale > 0; ++iter) {
     if (!try_rounding(1.0f / best.scale, best.offset)) break;
   }
-  return best;
+  // Exact sums for the chosen integers: data the format represents exactly (say,
+  // dequantized k-quant weights) must get its scale and min back to the last bit.
+  double sl = 0, sll = 0, slx = 0;
+  for (int i = 0; i < n; ++i) {
+    const double wl = static_cast<double>(w[i]) * L[i];
+    sl += wl;
+    sll += wl * L[i];
+    slx += wl * x[i];
+  }
+  return solve_affine(sums, sl, sll, slx);
 }
 
 // An f16 super-scale as it will be read back; 0 when it does not survive f16.
@@ -210,8 +221,8 @@ int requantize_affine(float x, float scale, float min, int nmax) {
 // Steps 1-2 for the formats with mins. Returns the effective per-sub-block scale
 // and min (as read back from the stored integers) in eff_scale / eff_min.
 template <int kSub, int kNmax, int kScaleMax>
-void fit_block_affine(const float* x, const float* w, uint16_t& d, uint16_t& dmin, int* ls,
-                      int* lm, float* eff_scale, float* eff_min) {
+void fit_block_affine(const float* x, const float* w, uint16_t& d, uint16_t& dmin, int* ls, int* lm,
+                      float* eff_scale, float* eff_min) {
   constexpr int kCount = QK_K / kSub;
   float scales[kCount], mins[kCount], scale_w[kCount], min_w[kCount];
   uint8_t L[kSub];
@@ -266,8 +277,8 @@ void fit_block_affine(const float* x, const float* w, uint16_t& d, uint16_t& dmi
 // a sub-block's scale under super-scale d. Rounding scale / d is the start; its
 // neighbours are tried too, each with the elements rounded again into
 // [-nneg, npos], and the level with the least error wins.
-int best_symmetric_level(const float* x, const float* w, int n, float d, float scale,
-                         int level_max, int nneg, int npos) {
+int best_symmetric_level(const float* x, const float* w, int n, float d, float scale, int level_max,
+                         int nneg, int npos) {
   if (d == 0) return 0;
   const int start = clamp_int(nearest(scale / d), -level_max, level_max);
   int best = start;

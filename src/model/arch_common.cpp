@@ -129,4 +129,30 @@ std::vector<TensorSpec> llama_like_tensors(const std::string& hf) {
   };
 }
 
+std::vector<TensorSpec> post_norm_tensors(const std::string& hf, HfTransform final_norm) {
+  using L = LayerWeights;
+  using D = DecoderWeights;
+  const std::string b = hf + "layers.{}.";
+  const auto plus1 = HfTransform::NormPlusOne;
+  return {
+      {nullptr, &D::tok_embd, "token_embd.weight", hf + "embed_tokens.weight", nullptr},
+      {nullptr, &D::output_norm, "output_norm.weight", hf + "norm.weight", nullptr, final_norm},
+      {nullptr, &D::output, "output.weight", "lm_head.weight", config_untied},
+      {&L::attn_norm, nullptr, "blk.{}.attn_norm.weight", b + "input_layernorm.weight", nullptr, plus1},
+      {&L::wq, nullptr, "blk.{}.attn_q.weight", b + "self_attn.q_proj.weight", nullptr},
+      {&L::wk, nullptr, "blk.{}.attn_k.weight", b + "self_attn.k_proj.weight", nullptr},
+      {&L::wv, nullptr, "blk.{}.attn_v.weight", b + "self_attn.v_proj.weight", nullptr},
+      {&L::wo, nullptr, "blk.{}.attn_output.weight", b + "self_attn.o_proj.weight", nullptr},
+      {&L::post_attn_norm, nullptr, "blk.{}.post_attention_norm.weight",
+       b + "post_attention_layernorm.weight", nullptr, plus1},
+      {&L::ffn_norm, nullptr, "blk.{}.ffn_norm.weight", b + "pre_feedforward_layernorm.weight",
+       nullptr, plus1},
+      {&L::ffn_gate, nullptr, "blk.{}.ffn_gate.weight", b + "mlp.gate_proj.weight", nullptr},
+      {&L::ffn_up, nullptr, "blk.{}.ffn_up.weight", b + "mlp.up_proj.weight", nullptr},
+      {&L::ffn_down, nullptr, "blk.{}.ffn_down.weight", b + "mlp.down_proj.weight", nullptr},
+      {&L::post_ffn_norm, nullptr, "blk.{}.post_ffw_norm.weight",
+       b + "post_feedforward_layernorm.weight", nullptr, plus1},
+  };
+}
+
 }  // namespace muse

@@ -25,6 +25,11 @@ float hf_rope_theta(const nlohmann::json& params_or_config, float fallback);
 // HF name of the output head ("lm_head.weight").
 std::vector<TensorSpec> llama_like_tensors(const std::string& hf_prefix);
 
+// Tensor specs of a Gemma-style decoder (norms before and after attention and
+// FFN, stored by Hugging Face as w - 1); `final_norm` is the transform of the
+// final norm (Gemma: NormPlusOne; Muse Glimmer: None).
+std::vector<TensorSpec> post_norm_tensors(const std::string& hf_prefix, HfTransform final_norm);
+
 bool config_untied(const ModelConfig& c);
 
 }  // namespace muse

@@ -126,31 +126,13 @@ void gemma3_to_gguf(const ModelConfig& c, GgufWriter& w) {
 }
 
 std::vector<TensorSpec> gemma3_tensors() {
-  using L = LayerWeights;
-  using D = DecoderWeights;
+  auto t = post_norm_tensors("model.", HfTransform::NormPlusOne);
   const std::string b = "model.layers.{}.";
-  const auto plus1 = HfTransform::NormPlusOne;
-  return {
-      {nullptr, &D::tok_embd, "token_embd.weight", "model.embed_tokens.weight", nullptr},
-      {nullptr, &D::output_norm, "output_norm.weight", "model.norm.weight", nullptr, plus1},
-      {nullptr, &D::output, "output.weight", "lm_head.weight", config_untied},
-      {&L::attn_norm, nullptr, "blk.{}.attn_norm.weight", b + "input_layernorm.weight", nullptr, plus1},
-      {&L::wq, nullptr, "blk.{}.attn_q.weight", b + "self_attn.q_proj.weight", nullptr},
-      {&L::wk, nullptr, "blk.{}.attn_k.weight", b + "self_attn.k_proj.weight", nullptr},
-      {&L::wv, nullptr, "blk.{}.attn_v.weight", b + "self_attn.v_proj.weight", nullptr},
-      {&L::wo, nullptr, "blk.{}.attn_output.weight", b + "self_attn.o_proj.weight", nullptr},
-      {&L::q_norm, nullptr, "blk.{}.attn_q_norm.weight", b + "self_attn.q_norm.weight", nullptr, plus1},
-      {&L::k_norm, nullptr, "blk.{}.attn_k_norm.weight", b + "self_attn.k_norm.weight", nullptr, plus1},
-      {&L::post_attn_norm, nullptr, "blk.{}.post_attention_norm.weight",
-       b + "post_attention_layernorm.weight", nullptr, plus1},
-      {&L::ffn_norm, nullptr, "blk.{}.ffn_norm.weight", b + "pre_feedforward_layernorm.weight",
-       nullptr, plus1},
-      {&L::ffn_gate, nullptr, "blk.{}.ffn_gate.weight", b + "mlp.gate_proj.weight", nullptr},
-      {&L::ffn_up, nullptr, "blk.{}.ffn_up.weight", b + "mlp.up_proj.weight", nullptr},
-      {&L::ffn_down, nullptr, "blk.{}.ffn_down.weight", b + "mlp.down_proj.weight", nullptr},
-      {&L::post_ffn_norm, nullptr, "blk.{}.post_ffw_norm.weight",
-       b + "post_feedforward_layernorm.weight", nullptr, plus1},
-  };
+  t.push_back({&LayerWeights::q_norm, nullptr, "blk.{}.attn_q_norm.weight",
+               b + "self_attn.q_norm.weight", nullptr, HfTransform::NormPlusOne});
+  t.push_back({&LayerWeights::k_norm, nullptr, "blk.{}.attn_k_norm.weight",
+               b + "self_attn.k_norm.weight", nullptr, HfTransform::NormPlusOne});
+  return t;
 }
 
 }  // namespace

@@ -102,7 +102,7 @@ TEST(KQuantKnownValues, Q4K) {
   b.d = f32_to_f16(1.0f);
   b.dmin = f32_to_f16(0.5f);
   fill_q4_k_scales(b.scales);
-  b.qs[32 + 3] = 0x0A;  // chunk 1, low nibble, position 3 -> element 67 (sub-block 2)
+  b.qs[32 + 3] = 0x0A;   // chunk 1, low nibble, position 3 -> element 67 (sub-block 2)
   b.qs[96 + 31] = 0xF1;  // chunk 3: element 223 (sub 6) = 1, element 255 (sub 7) = 15
   const auto y = dequantize(DType::Q4_K, &b, QK_K);
   expect_block(y, {{67, 5.0f * 10 - 0.5f * 7}, {223, 41.0f * 1 - 0.5f * 19}, {255, 3.0f * 15}},
@@ -207,8 +207,10 @@ TEST(KQuantQuantize, GaussianErrorBounds) {
   for (auto& v : x) v = normal(rng);
   // Bounds a little above what these formats reach on Gaussian data with a
   // per-sub-block least-squares fit (about 0.268, 0.145, 0.071, 0.035, 0.017).
-  const std::map<DType, double> bound = {{DType::Q2_K, 0.28}, {DType::Q3_K, 0.15},
-                                         {DType::Q4_K, 0.074}, {DType::Q5_K, 0.037},
+  const std::map<DType, double> bound = {{DType::Q2_K, 0.28},
+                                         {DType::Q3_K, 0.15},
+                                         {DType::Q4_K, 0.074},
+                                         {DType::Q5_K, 0.037},
                                          {DType::Q6_K, 0.019}};
   for (DType t : kWeightTypes) {
     const double e = normalized_rmse(t, x);
