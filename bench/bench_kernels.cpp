@@ -67,44 +67,49 @@ void register_vec_dot(DType t, Isa isa) {
 }
 
 void register_quantize(DType act, Isa isa) {
-  benchmark::RegisterBenchmark(name("quantize", act, isa).c_str(), [act, isa](benchmark::State& st) {
-    const int64_t n = 4096;
-    const auto x = random_values(n, 3);
-    std::vector<uint8_t> out(row_bytes(act, n));
-    const QuantizeRowFn q = kernels_for(isa).quantize_fn(act);
-    for (auto _ : st) {
-      q(x.data(), out.data(), n);
-      benchmark::ClobberMemory();
-    }
-    st.SetItemsProcessed(st.iterations() * n);
-  });
+  benchmark::RegisterBenchmark(name("quantize", act, isa).c_str(),
+                               [act, isa](benchmark::State& st) {
+                                 const int64_t n = 4096;
+                                 const auto x = random_values(n, 3);
+                                 std::vector<uint8_t> out(row_bytes(act, n));
+                                 const QuantizeRowFn q = kernels_for(isa).quantize_fn(act);
+                                 for (auto _ : st) {
+                                   q(x.data(), out.data(), n);
+                                   benchmark::ClobberMemory();
+                                 }
+                                 st.SetItemsProcessed(st.iterations() * n);
+                               });
 }
 
 // rows x cols weights times n_tokens activations on all hardware threads.
 void register_matmul(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_tokens) {
   const std::string label = name("matmul", t, isa) + "/" + std::to_string(rows) + "x" +
                             std::to_string(cols) + "/tokens:" + std::to_string(n_tokens);
-  benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& st) {
-    const auto w_bytes = quantized(t, random_values(rows * cols, 4));
-    TensorView w;
-    w.type = t;
-    w.n_dims = 2;
-    w.ne = {cols, rows, 1, 1};
-    w.data = w_bytes.data();
-    w.nbytes = w_bytes.size();
-    const auto x = random_values(n_tokens * cols, 5);
-    std::vector<float> y(static_cast<size_t>(rows * n_tokens));
-    std::vector<uint8_t> scratch;
-    ThreadPool pool(default_thread_count());
-    const KernelTable& k = kernels_for(isa);
-    for (auto _ : st) {
-      matmul_with(k, w, x.data(), n_tokens, y.data(), pool, scratch);
-      benchmark::ClobberMemory();
-    }
-    st.SetItemsProcessed(st.iterations() * rows * cols * n_tokens);  // multiply-adds
-    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w_bytes.size()));
-    st.counters["threads"] = pool.size();
-  })->Unit(benchmark::kMicrosecond)->UseRealTime();
+  benchmark::RegisterBenchmark(
+      label.c_str(),
+      [=](benchmark::State& st) {
+        const auto w_bytes = quantized(t, random_values(rows * cols, 4));
+        TensorView w;
+        w.type = t;
+        w.n_dims = 2;
+        w.ne = {cols, rows, 1, 1};
+        w.data = w_bytes.data();
+        w.nbytes = w_bytes.size();
+        const auto x = random_values(n_tokens * cols, 5);
+        std::vector<float> y(static_cast<size_t>(rows * n_tokens));
+        std::vector<uint8_t> scratch;
+        ThreadPool pool(default_thread_count());
+        const KernelTable& k = kernels_for(isa);
+        for (auto _ : st) {
+          matmul_with(k, w, x.data(), n_tokens, y.data(), pool, scratch);
+          benchmark::ClobberMemory();
+        }
+        st.SetItemsProcessed(st.iterations() * rows * cols * n_tokens);  // multiply-adds
+        st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w_bytes.size()));
+        st.counters["threads"] = pool.size();
+      })
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
 }
 
 void register_all() {

@@ -33,8 +33,8 @@ CpuFeatures detect() {
   if (!osxsave || !cpu_avx) return f;
 
   const uint64_t xcr0 = read_xcr0();
-  const bool os_ymm = (xcr0 & 0x6) == 0x6;     // SSE + AVX state
-  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;    // SSE + AVX state
+  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   if (!os_ymm) return f;
   f.avx = true;
   f.fma = cpu_fma;
@@ -65,7 +65,9 @@ CpuFeatures detect() {
   return f;
 }
 #else
-CpuFeatures detect() { return CpuFeatures{}; }
+CpuFeatures detect() {
+  return CpuFeatures{};
+}
 #endif
 
 }  // namespace

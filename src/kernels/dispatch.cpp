@@ -1,4 +1,5 @@
 // Kernel tables per ISA, built once, and the choice of table for this CPU.
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -110,7 +111,8 @@ Isa choose_isa() {
   const Isa best = detect_best_isa();
   const char* env = std::getenv("MUSE_ISA");
   if (env == nullptr || *env == '\0') return best;
-  const std::string want(env);
+  std::string want(env);
+  for (char& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon}) {
     if (want != isa_name(isa)) continue;
     if (!isa_supported(isa)) {
@@ -118,8 +120,7 @@ Isa choose_isa() {
                    std::string(isa_name(best)).c_str());
       return best;
     }
-    if (static_cast<int>(isa) > static_cast<int>(best)) return best;  // cannot happen on x86/arm
-    return isa;
+    return isa;  // supported, so never above `best` on the same architecture
   }
   std::fprintf(stderr, "muse: unknown MUSE_ISA=%s (expected scalar|avx2|avx512|neon); using %s\n",
                env, std::string(isa_name(best)).c_str());

@@ -12,7 +12,9 @@
 namespace muse::kernels {
 namespace {
 
-inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+inline float f16_to_f32(uint16_t h) {
+  return _cvtsh_ss(h);
+}
 inline float bf16_to_f32(uint16_t h) {
   return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(h) << 16)));
 }
@@ -34,7 +36,9 @@ inline __m256 load_bf16x8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 
-inline __m256 load_f32x8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load_f32x8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
 
 // sum_i load_w(w + i) * a[i], with `to_f32` the scalar conversion for the tail.
 template <typename W, __m256 (*LoadW)(const W*), float (*ToF32)(W)>
@@ -54,7 +58,9 @@ float dot_rows(int64_t n, const W* w, const float* a) {
   return sum;
 }
 
-inline float f32_identity(float x) { return x; }
+inline float f32_identity(float x) {
+  return x;
+}
 
 void vec_dot_f32(int64_t n, float* out, const void* w, const void* a) {
   *out = dot_rows<float, load_f32x8, f32_identity>(n, static_cast<const float*>(w),

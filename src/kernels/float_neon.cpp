@@ -16,7 +16,9 @@ struct F32 {
 };
 struct F16 {
   using T = uint16_t;
-  static float32x4_t lo(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+  static float32x4_t lo(const uint16_t* p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+  }
   static float32x4_t hi(const uint16_t* p) {
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p + 4)));
   }
@@ -25,7 +27,9 @@ struct F16 {
 // bf16 is the top half of an f32: a widening shift by 16 puts it in place.
 struct BF16 {
   using T = uint16_t;
-  static float32x4_t lo(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+  static float32x4_t lo(const uint16_t* p) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+  }
   static float32x4_t hi(const uint16_t* p) {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p + 4), 16));
   }

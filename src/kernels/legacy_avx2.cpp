@@ -14,7 +14,9 @@
 namespace muse::kernels {
 namespace {
 
-inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+inline float fp16(uint16_t h) {
+  return _cvtsh_ss(h);
+}
 inline uint16_t to_fp16(float f) {
   return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
@@ -62,7 +64,8 @@ inline __m256i expand_bits(const uint8_t qh[4]) {
   std::memcpy(&bits, qh, 4);
   const __m256i byte_of_bit = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
                                                 0x0101010101010101, 0x0000000000000000);
-  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), byte_of_bit);
+  const __m256i spread =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), byte_of_bit);
   const __m256i bit_in_byte = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
   return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit_in_byte), bit_in_byte);
 }
@@ -147,7 +150,8 @@ inline __m256 round_half_away(__m256 v) {
   const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
   const __m256 frac = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(v, t));  // exact
   const __m256 step = _mm256_or_ps(_mm256_and_ps(v, sign_bit), _mm256_set1_ps(1.0f));
-  return _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
+  return _mm256_add_ps(t,
+                       _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
 }
 
 // Quantizes one block of 32 floats to int8 (same rounding as the scalar

@@ -24,7 +24,9 @@
 namespace muse::kernels {
 namespace {
 
-inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+inline float fp16(uint16_t h) {
+  return _cvtsh_ss(h);
+}
 inline uint16_t to_fp16(float f) {
   return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
@@ -49,8 +51,10 @@ inline __m512 scales_2x8(float first, float second) {
 
 // Two blocks' packed nibbles in element order: [first lo | first hi | second lo | second hi].
 inline __m512i unpack_nibbles_2(const uint8_t* first, const uint8_t* second) {
-  const __m256i a = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
-  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(second)));
+  const __m256i a =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
+  const __m256i b =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(second)));
   const __m512i twice = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
   // 128-bit lanes 1 and 3 (qwords 2,3,6,7) take the high nibbles.
   const __m512i nibbles = _mm512_mask_blend_epi64(0xcc, twice, _mm512_srli_epi16(twice, 4));
@@ -160,8 +164,8 @@ void vec_dot_q4_1_q8_1(int64_t n, float* out, const void* w_row, const void* a_r
 
 // The 5th bits of two Q5 blocks as 0x10 bytes in element order.
 inline __m512i high_bits_2(const uint8_t* qh0, const uint8_t* qh1) {
-  const __mmask64 set = static_cast<__mmask64>(load_u32(qh0)) |
-                        (static_cast<__mmask64>(load_u32(qh1)) << 32);
+  const __mmask64 set =
+      static_cast<__mmask64>(load_u32(qh0)) | (static_cast<__mmask64>(load_u32(qh1)) << 32);
   return _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(0x10));
 }
 inline __m256i high_bits_1(const uint8_t* qh) {
@@ -195,21 +199,20 @@ void vec_dot_q5_1_q8_1(int64_t n, float* out, const void* w_row, const void* a_r
   const int64_t nb = n / QK8_1;
   float bias = 0.0f;
   for (int64_t b = 0; b < nb; ++b) bias += fp16(w[b].m) * fp16(a[b].s);
-  *out = bias + sum_blocks(
-                    nb,
-                    [&](int64_t b, __m512 acc) {
-                      const __m512i q = _mm512_or_si512(unpack_nibbles_2(w[b].qs, w[b + 1].qs),
-                                                        high_bits_2(w[b].qh, w[b + 1].qh));
-                      return scaled_add(dot_u8_s8(q, load_2x32(a[b].qs, a[b + 1].qs)),
-                                        fp16(w[b].d) * fp16(a[b].d),
-                                        fp16(w[b + 1].d) * fp16(a[b + 1].d), acc);
-                    },
-                    [&](int64_t b, __m256 acc) {
-                      const __m256i q =
-                          _mm256_or_si256(unpack_nibbles_1(w[b].qs), high_bits_1(w[b].qh));
-                      return scaled_add(dot_u8_s8(q, load_32(a[b].qs)),
-                                        fp16(w[b].d) * fp16(a[b].d), acc);
-                    });
+  *out = bias +
+         sum_blocks(
+             nb,
+             [&](int64_t b, __m512 acc) {
+               const __m512i q = _mm512_or_si512(unpack_nibbles_2(w[b].qs, w[b + 1].qs),
+                                                 high_bits_2(w[b].qh, w[b + 1].qh));
+               return scaled_add(dot_u8_s8(q, load_2x32(a[b].qs, a[b + 1].qs)),
+                                 fp16(w[b].d) * fp16(a[b].d), fp16(w[b + 1].d) * fp16(a[b + 1].d),
+                                 acc);
+             },
+             [&](int64_t b, __m256 acc) {
+               const __m256i q = _mm256_or_si256(unpack_nibbles_1(w[b].qs), high_bits_1(w[b].qh));
+               return scaled_add(dot_u8_s8(q, load_32(a[b].qs)), fp16(w[b].d) * fp16(a[b].d), acc);
+             });
 }
 
 void vec_dot_q8_0_q8_0(int64_t n, float* out, const void* w_row, const void* a_row) {
@@ -218,8 +221,9 @@ void vec_dot_q8_0_q8_0(int64_t n, float* out, const void* w_row, const void* a_r
   *out = sum_blocks(
       n / QK8_0,
       [&](int64_t b, __m512 acc) {
-        return scaled_add(dot_s8_s8(load_2x32(w[b].qs, w[b + 1].qs), load_2x32(a[b].qs, a[b + 1].qs)),
-                          fp16(w[b].d) * fp16(a[b].d), fp16(w[b + 1].d) * fp16(a[b + 1].d), acc);
+        return scaled_add(
+            dot_s8_s8(load_2x32(w[b].qs, w[b + 1].qs), load_2x32(a[b].qs, a[b + 1].qs)),
+            fp16(w[b].d) * fp16(a[b].d), fp16(w[b + 1].d) * fp16(a[b + 1].d), acc);
       },
       [&](int64_t b, __m256 acc) {
         return scaled_add(dot_s8_s8(load_32(w[b].qs), load_32(a[b].qs)),

@@ -85,9 +85,10 @@ void vec_dot_q5_0_q8_0(int64_t n, float* out, const void* w_row, const void* a_r
     const uint32_t qh = load_qh(w[b].qh);
     const uint8x16_t qs = vld1q_u8(w[b].qs);
     // q - 16 in two's complement is the nibble with 0xf0 on top when bit 4 is clear.
-    const uint8x16_t lo = vorrq_u8(vandq_u8(qs, vdupq_n_u8(0x0f)),
-                                   vbicq_u8(high_clear, expand_bits16(qh)));
-    const uint8x16_t hi = vorrq_u8(vshrq_n_u8(qs, 4), vbicq_u8(high_clear, expand_bits16(qh >> 16)));
+    const uint8x16_t lo =
+        vorrq_u8(vandq_u8(qs, vdupq_n_u8(0x0f)), vbicq_u8(high_clear, expand_bits16(qh)));
+    const uint8x16_t hi =
+        vorrq_u8(vshrq_n_u8(qs, 4), vbicq_u8(high_clear, expand_bits16(qh >> 16)));
     acc = scaled_add(acc, block_dot(vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi), a[b].qs),
                      f16_to_f32(w[b].d) * f16_to_f32(a[b].d));
   }
@@ -122,9 +123,9 @@ void vec_dot_q8_0_q8_0(int64_t n, float* out, const void* w_row, const void* a_r
   for (; b + 2 <= nb; b += 2) {
     acc0 = scaled_add(acc0, block_dot(vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16), a[b].qs),
                       f16_to_f32(w[b].d) * f16_to_f32(a[b].d));
-    acc1 = scaled_add(acc1,
-                      block_dot(vld1q_s8(w[b + 1].qs), vld1q_s8(w[b + 1].qs + 16), a[b + 1].qs),
-                      f16_to_f32(w[b + 1].d) * f16_to_f32(a[b + 1].d));
+    acc1 =
+        scaled_add(acc1, block_dot(vld1q_s8(w[b + 1].qs), vld1q_s8(w[b + 1].qs + 16), a[b + 1].qs),
+                   f16_to_f32(w[b + 1].d) * f16_to_f32(a[b + 1].d));
   }
   if (b < nb) {
     acc0 = scaled_add(acc0, block_dot(vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16), a[b].qs),
@@ -149,8 +150,8 @@ inline float quantize_block_q8(const float* x, int8_t* qs, int* qsum) {
   int32x4_t sum = vdupq_n_s32(0);
   for (int k = 0; k < 8; k += 2) {
     const float32x4_t lim = vdupq_n_f32(127.0f);
-    const int32x4_t q0 = vcvtq_s32_f32(
-        vmaxq_f32(vminq_f32(vrndaq_f32(vmulq_n_f32(v[k], id)), lim), vnegq_f32(lim)));
+    const int32x4_t q0 =
+        vcvtq_s32_f32(vmaxq_f32(vminq_f32(vrndaq_f32(vmulq_n_f32(v[k], id)), lim), vnegq_f32(lim)));
     const int32x4_t q1 = vcvtq_s32_f32(
         vmaxq_f32(vminq_f32(vrndaq_f32(vmulq_n_f32(v[k + 1], id)), lim), vnegq_f32(lim)));
     sum = vaddq_s32(sum, vaddq_s32(q0, q1));

@@ -62,7 +62,9 @@ inline uint32_t load_qh(const uint8_t qh[4]) {
   std::memcpy(&v, qh, 4);  // little-endian on every supported target
   return v;
 }
-inline void store_qh(uint8_t qh[4], uint32_t v) { std::memcpy(qh, &v, 4); }
+inline void store_qh(uint8_t qh[4], uint32_t v) {
+  std::memcpy(qh, &v, 4);
+}
 
 // ---- Q4_0 ------------------------------------------------------------------
 

@@ -13,6 +13,12 @@ namespace {
 // enough for L2, so prefill reads each weight block from memory once.
 constexpr size_t kRowBlockBytes = 64 * 1024;
 
+// Below this many activation elements, converting them costs less than waking
+// the pool (a decode step's single row is a few microseconds of work).
+constexpr int64_t kParallelConvertMin = 32 * 1024;
+// Likewise for the products: below this many multiply-adds one thread does them.
+constexpr int64_t kParallelMultiplyMin = 32 * 1024;
+
 struct Plan {
   VecDotFn vec_dot = nullptr;
   QuantizeRowFn quantize_act = nullptr;  // null when activations stay f32
@@ -43,8 +49,7 @@ Plan make_plan(const KernelTable& kernels, const TensorView& w, int64_t n_tokens
   MUSE_CHECK(p.vec_dot != nullptr, "matmul: no dot-product kernel for type ", winfo.name);
   if (act != DType::F32) {
     p.quantize_act = kernels.quantize_fn(act);
-    MUSE_CHECK(p.quantize_act != nullptr, "matmul: no quantizer for activation type ",
-               ainfo.name);
+    MUSE_CHECK(p.quantize_act != nullptr, "matmul: no quantizer for activation type ", ainfo.name);
   }
   p.act_row_bytes = row_bytes(act, p.cols);
   p.act_block = ainfo.block_size;
@@ -108,8 +113,8 @@ void multiply_rows(const Job& job, int t) {
 
 }  // namespace
 
-void matmul_with(const KernelTable& kernels, const TensorView& w, const float* x,
-                 int64_t n_tokens, float* y, ThreadPool& pool, std::vector<uint8_t>& scratch) {
+void matmul_with(const KernelTable& kernels, const TensorView& w, const float* x, int64_t n_tokens,
+                 float* y, ThreadPool& pool, std::vector<uint8_t>& scratch) {
   const Plan plan = make_plan(kernels, w, n_tokens);
   if (n_tokens == 0 || plan.rows == 0) return;
   MUSE_CHECK(x != nullptr && y != nullptr, "matmul: null activation or output buffer");
@@ -119,8 +124,19 @@ void matmul_with(const KernelTable& kernels, const TensorView& w, const float* x
     const size_t need = static_cast<size_t>(n_tokens) * plan.act_row_bytes;
     if (scratch.size() < need) scratch.resize(need);
     job.act = scratch.data();
-    const Job* j = &job;
-    pool.run_on_all([j](int t) { convert_activations(*j, t); });
+    if (n_tokens * plan.cols < kParallelConvertMin || pool.size() == 1) {
+      Job inline_job = job;
+      inline_job.n_threads = 1;
+      convert_activations(inline_job, 0);
+    } else {
+      const Job* j = &job;
+      pool.run_on_all([j](int t) { convert_activations(*j, t); });
+    }
+  }
+  if (plan.rows * plan.cols * n_tokens < kParallelMultiplyMin || pool.size() == 1) {
+    job.n_threads = 1;
+    multiply_rows(job, 0);
+    return;
   }
   const Job* j = &job;
   pool.run_on_all([j](int t) { multiply_rows(*j, t); });

@@ -2,7 +2,9 @@
 
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
+#include "core/thread_pool.h"
 #include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "model/hf_tokenizer.h"
@@ -114,11 +116,18 @@ std::vector<uint8_t> convert_tensor(const TensorView& src, DType type) {
   }
   auto quant = k.quantize_fn(type);
   MUSE_CHECK(quant, "cannot write tensors of type ", dtype_name(type));
-  std::vector<float> row(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    kernels::dequantize_row(src, r, row.data());
-    quant(row.data(), out.data() + static_cast<size_t>(r) * out_row, cols);
-  }
+  // Quantizing is the slow part of conversion (k-quants search scales), so rows
+  // are spread over the machine's threads.
+  static ThreadPool pool(default_thread_count());
+  static std::mutex pool_mutex;  // the pool runs one loop at a time
+  std::lock_guard<std::mutex> lock(pool_mutex);
+  pool.parallel_for(rows, [&](int, int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      kernels::dequantize_row(src, r, row.data());
+      quant(row.data(), out.data() + static_cast<size_t>(r) * out_row, cols);
+    }
+  });
   return out;
 }
 

@@ -35,7 +35,7 @@ constexpr int kMaxArrayNesting = 8;  // real files nest at most once; bounds rec
 constexpr int kMaxDims = 4;
 // Smallest possible encodings, used to reject counts that cannot fit in the file
 // before anything is allocated for them.
-constexpr uint64_t kMinKvBytes = 8 + 4 + 1;              // empty key, type, 1-byte value
+constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                  // empty key, type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // empty name, one dim
 
 bool is_integer_type(GgufType t) {
@@ -59,7 +59,9 @@ bool is_signed_type(GgufType t) {
          t == GgufType::INT64;
 }
 
-bool is_float_type(GgufType t) { return t == GgufType::FLOAT32 || t == GgufType::FLOAT64; }
+bool is_float_type(GgufType t) {
+  return t == GgufType::FLOAT32 || t == GgufType::FLOAT64;
+}
 
 // Bytes of a scalar payload; for STRING and ARRAY the smallest possible encoding.
 uint64_t min_payload_bytes(GgufType t) {
@@ -88,19 +90,32 @@ uint64_t min_payload_bytes(GgufType t) {
 
 std::string type_name(GgufType t) {
   switch (t) {
-    case GgufType::UINT8: return "uint8";
-    case GgufType::INT8: return "int8";
-    case GgufType::UINT16: return "uint16";
-    case GgufType::INT16: return "int16";
-    case GgufType::UINT32: return "uint32";
-    case GgufType::INT32: return "int32";
-    case GgufType::FLOAT32: return "float32";
-    case GgufType::BOOL: return "bool";
-    case GgufType::STRING: return "string";
-    case GgufType::ARRAY: return "array";
-    case GgufType::UINT64: return "uint64";
-    case GgufType::INT64: return "int64";
-    case GgufType::FLOAT64: return "float64";
+    case GgufType::UINT8:
+      return "uint8";
+    case GgufType::INT8:
+      return "int8";
+    case GgufType::UINT16:
+      return "uint16";
+    case GgufType::INT16:
+      return "int16";
+    case GgufType::UINT32:
+      return "uint32";
+    case GgufType::INT32:
+      return "int32";
+    case GgufType::FLOAT32:
+      return "float32";
+    case GgufType::BOOL:
+      return "bool";
+    case GgufType::STRING:
+      return "string";
+    case GgufType::ARRAY:
+      return "array";
+    case GgufType::UINT64:
+      return "uint64";
+    case GgufType::INT64:
+      return "int64";
+    case GgufType::FLOAT64:
+      return "float64";
   }
   return str_cat("type ", static_cast<uint32_t>(t));
 }
@@ -294,8 +309,8 @@ GgufValue GgufValue::array(GgufType elem_type, std::vector<GgufValue> elems) {
   r.type_ = GgufType::ARRAY;
   r.array_type_ = elem_type;
   for (size_t i = 0; i < elems.size(); ++i)
-    MUSE_CHECK(elems[i].type_ == elem_type, "GGUF array of ", type_name(elem_type),
-               ": element ", i, " is a ", value_type_name(elems[i]));
+    MUSE_CHECK(elems[i].type_ == elem_type, "GGUF array of ", type_name(elem_type), ": element ", i,
+               " is a ", value_type_name(elems[i]));
   if (elem_type == GgufType::ARRAY) {
     r.nested_ = std::move(elems);
   } else if (elem_type == GgufType::STRING) {
@@ -314,16 +329,15 @@ GgufValue GgufValue::array(GgufType elem_type, std::vector<GgufValue> elems) {
 int64_t GgufValue::as_i64() const {
   if (type_ == GgufType::BOOL || is_signed_type(type_)) return static_cast<int64_t>(bits_);
   if (is_integer_type(type_)) {
-    MUSE_CHECK(bits_ <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
-               "GGUF value ", bits_, " does not fit in int64");
+    MUSE_CHECK(bits_ <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), "GGUF value ",
+               bits_, " does not fit in int64");
     return static_cast<int64_t>(bits_);
   }
   throw Error(str_cat("GGUF value is a ", value_type_name(*this), ", not an integer"));
 }
 
 uint64_t GgufValue::as_u64() const {
-  if (type_ == GgufType::BOOL || (is_integer_type(type_) && !is_signed_type(type_)))
-    return bits_;
+  if (type_ == GgufType::BOOL || (is_integer_type(type_) && !is_signed_type(type_))) return bits_;
   if (is_signed_type(type_)) {
     MUSE_CHECK(static_cast<int64_t>(bits_) >= 0, "GGUF value ", static_cast<int64_t>(bits_),
                " is negative, expected an unsigned integer");
@@ -366,20 +380,19 @@ const std::vector<std::string>& GgufValue::as_strings() const {
 }
 
 std::vector<int64_t> GgufValue::as_ints() const {
-  const bool ok = type_ == GgufType::ARRAY &&
-                  (is_integer_type(array_type_) || array_type_ == GgufType::BOOL);
+  const bool ok =
+      type_ == GgufType::ARRAY && (is_integer_type(array_type_) || array_type_ == GgufType::BOOL);
   MUSE_CHECK(ok, "GGUF value is a ", value_type_name(*this), ", not an array of integers");
   if (array_type_ == GgufType::UINT64)
     for (int64_t v : ints_)
-      MUSE_CHECK(v >= 0, "GGUF array value ", static_cast<uint64_t>(v),
-                 " does not fit in int64");
+      MUSE_CHECK(v >= 0, "GGUF array value ", static_cast<uint64_t>(v), " does not fit in int64");
   return ints_;
 }
 
 std::vector<double> GgufValue::as_floats() const {
-  MUSE_CHECK(type_ == GgufType::ARRAY &&
-                 (is_float_type(array_type_) || is_integer_type(array_type_)),
-             "GGUF value is a ", value_type_name(*this), ", not an array of numbers");
+  MUSE_CHECK(
+      type_ == GgufType::ARRAY && (is_float_type(array_type_) || is_integer_type(array_type_)),
+      "GGUF value is a ", value_type_name(*this), ", not an array of numbers");
   if (is_float_type(array_type_)) return reals_;
   std::vector<double> out;
   out.reserve(ints_.size());
@@ -408,16 +421,22 @@ struct GgufValueCodec {
   // Reads an integer/bool payload as its sign-extended 64-bit pattern.
   static uint64_t read_int_bits(ByteReader& r, GgufType t) {
     switch (t) {
-      case GgufType::UINT8: return r.read<uint8_t>("uint8 value");
-      case GgufType::INT8: return static_cast<uint64_t>(int64_t{r.read<int8_t>("int8 value")});
-      case GgufType::UINT16: return r.read<uint16_t>("uint16 value");
+      case GgufType::UINT8:
+        return r.read<uint8_t>("uint8 value");
+      case GgufType::INT8:
+        return static_cast<uint64_t>(int64_t{r.read<int8_t>("int8 value")});
+      case GgufType::UINT16:
+        return r.read<uint16_t>("uint16 value");
       case GgufType::INT16:
         return static_cast<uint64_t>(int64_t{r.read<int16_t>("int16 value")});
-      case GgufType::UINT32: return r.read<uint32_t>("uint32 value");
+      case GgufType::UINT32:
+        return r.read<uint32_t>("uint32 value");
       case GgufType::INT32:
         return static_cast<uint64_t>(int64_t{r.read<int32_t>("int32 value")});
-      case GgufType::UINT64: return r.read<uint64_t>("uint64 value");
-      case GgufType::INT64: return static_cast<uint64_t>(r.read<int64_t>("int64 value"));
+      case GgufType::UINT64:
+        return r.read<uint64_t>("uint64 value");
+      case GgufType::INT64:
+        return static_cast<uint64_t>(r.read<int64_t>("int64 value"));
       case GgufType::BOOL: {
         const uint8_t b = r.read<uint8_t>("bool value");
         if (b > 1) r.fail("invalid bool value ", int{b}, " of ", r.context(), " (must be 0 or 1)");
@@ -444,8 +463,7 @@ struct GgufValueCodec {
       v.bits_ = read_int_bits(r, t);
     } else {
       if (depth >= kMaxArrayNesting)
-        r.fail("arrays of ", r.context(), " are nested deeper than ", kMaxArrayNesting,
-               " levels");
+        r.fail("arrays of ", r.context(), " are nested deeper than ", kMaxArrayNesting, " levels");
       v.array_type_ = read_type(r, "array element type");
       const uint64_t n = r.read<uint64_t>("array length");
       const uint64_t min_bytes = min_payload_bytes(v.array_type_);
@@ -476,12 +494,20 @@ struct GgufValueCodec {
     switch (t) {
       case GgufType::UINT8:
       case GgufType::INT8:
-      case GgufType::BOOL: w.put(static_cast<uint8_t>(bits)); break;
+      case GgufType::BOOL:
+        w.put(static_cast<uint8_t>(bits));
+        break;
       case GgufType::UINT16:
-      case GgufType::INT16: w.put(static_cast<uint16_t>(bits)); break;
+      case GgufType::INT16:
+        w.put(static_cast<uint16_t>(bits));
+        break;
       case GgufType::UINT32:
-      case GgufType::INT32: w.put(static_cast<uint32_t>(bits)); break;
-      default: w.put(bits); break;
+      case GgufType::INT32:
+        w.put(static_cast<uint32_t>(bits));
+        break;
+      default:
+        w.put(bits);
+        break;
     }
   }
 
@@ -537,8 +563,8 @@ std::string alignment_problem(const GgufValue& v, uint64_t* alignment) {
 
 // Bytes and elements of a tensor of `info`'s type with dims ne; false when either
 // exceeds int64.
-bool checked_tensor_bytes(const DTypeInfo& info, const std::array<int64_t, 4>& ne,
-                          uint64_t* nbytes, uint64_t* n_elements) {
+bool checked_tensor_bytes(const DTypeInfo& info, const std::array<int64_t, 4>& ne, uint64_t* nbytes,
+                          uint64_t* n_elements) {
   uint64_t elems = 1;
   for (int64_t d : ne)
     if (__builtin_mul_overflow(elems, static_cast<uint64_t>(d), &elems)) return false;
@@ -577,13 +603,12 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
     std::string shown;
     for (int i = 0; i < 4; ++i)
       shown += (d[i] >= 0x20 && d[i] < 0x7f) ? std::string(1, static_cast<char>(d[i]))
-                                               : str_cat("\\x", std::hex, int{d[i]});
+                                             : str_cat("\\x", std::hex, int{d[i]});
     r.fail("not a GGUF file (bad magic '", shown, "')");
   }
   r.read<uint32_t>("magic");
   const uint32_t version = r.read<uint32_t>("version");
-  if (version == 1)
-    r.fail("GGUF version 1 is not supported (only versions 2 and 3 are)");
+  if (version == 1) r.fail("GGUF version 1 is not supported (only versions 2 and 3 are)");
   if (version != 2 && version != 3) {
     const uint32_t swapped = __builtin_bswap32(version);
     if (swapped >= 1 && swapped <= 3)
@@ -676,8 +701,8 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
     uint64_t begin = 0, end = 0;
     if (__builtin_add_overflow(data_start, raw[i].offset, &begin) ||
         __builtin_add_overflow(begin, raw[i].nbytes, &end) || end > file_size)
-      r.fail("tensor '", t.name, "' data (offset ", data_start + raw[i].offset, ", ",
-             raw[i].nbytes, " bytes) extends past the end of the file (", file_size, " bytes)");
+      r.fail("tensor '", t.name, "' data (offset ", data_start + raw[i].offset, ", ", raw[i].nbytes,
+             " bytes) extends past the end of the file (", file_size, " bytes)");
     t.view.data = g->file_->data() + begin;
   }
 
@@ -777,8 +802,8 @@ void GgufWriter::add_tensor(const std::string& name, DType type, const std::vect
   MUSE_CHECK(ne[0] % info.block_size == 0, "GgufWriter: tensor '", name, "' ne[0] = ", ne[0],
              " is not a multiple of the block size ", info.block_size, " of ", info.name);
   uint64_t expected = 0, n_elements = 0;
-  MUSE_CHECK(checked_tensor_bytes(info, dims, &expected, &n_elements), "GgufWriter: tensor '",
-             name, "' size overflows");
+  MUSE_CHECK(checked_tensor_bytes(info, dims, &expected, &n_elements), "GgufWriter: tensor '", name,
+             "' size overflows");
   MUSE_CHECK(nbytes == expected, "GgufWriter: tensor '", name, "' has ", nbytes,
              " bytes of data, its shape and type need ", expected);
   MUSE_CHECK(data != nullptr || nbytes == 0, "GgufWriter: tensor '", name, "' has no data");
@@ -829,8 +854,8 @@ namespace detail {
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::string tmp = path + ".tmp-XXXXXX";
   const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw Error(str_cat("cannot create a temporary file for ", path, ": ",
-                                  std::strerror(errno)));
+  if (fd < 0)
+    throw Error(str_cat("cannot create a temporary file for ", path, ": ", std::strerror(errno)));
   auto fail = [&](const char* step) {
     const int err = errno;
     ::close(fd);

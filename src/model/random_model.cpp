@@ -14,8 +14,9 @@ ModelConfig random_model_config(const RandomModelSpec& spec) {
   ModelConfig c;
   c.arch = spec.arch;
   if (spec.size == "tiny") {
-    c.n_vocab = 512; c.n_embd = 64; c.n_layer = 2; c.n_head = 4; c.n_head_kv = 2;
-    c.n_ff = 128; c.head_dim = 16;
+    // Widths are multiples of 256 so every k-quant type applies without fallback.
+    c.n_vocab = 512; c.n_embd = 256; c.n_layer = 2; c.n_head = 4; c.n_head_kv = 2;
+    c.n_ff = 512; c.head_dim = 64;
   } else if (spec.size == "qwen2.5-0.5b") {
     c.n_vocab = 151936; c.n_embd = 896; c.n_layer = 24; c.n_head = 14; c.n_head_kv = 2;
     c.n_ff = 4864; c.head_dim = 64;

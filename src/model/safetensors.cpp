@@ -8,8 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "muse/error.h"
 
@@ -40,9 +40,9 @@ struct StDType {
 };
 
 constexpr StDType kDTypes[] = {
-    {"F64", DType::F64, 8},  {"F32", DType::F32, 4}, {"F16", DType::F16, 2},
+    {"F64", DType::F64, 8},   {"F32", DType::F32, 4}, {"F16", DType::F16, 2},
     {"BF16", DType::BF16, 2}, {"I64", DType::I64, 8}, {"I32", DType::I32, 4},
-    {"I16", DType::I16, 2},  {"I8", DType::I8, 1},   {"U8", DType::I8, 1},
+    {"I16", DType::I16, 2},   {"I8", DType::I8, 1},   {"U8", DType::I8, 1},
     {"BOOL", DType::I8, 1},
 };
 
@@ -87,8 +87,8 @@ json parse_json_strict(const char* begin, const char* end, const std::string& wh
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start:
         if (depth >= kMaxJsonDepth)
-          throw Error(str_cat(where, ": JSON header is nested deeper than ", kMaxJsonDepth,
-                              " levels"));
+          throw Error(
+              str_cat(where, ": JSON header is nested deeper than ", kMaxJsonDepth, " levels"));
         if (event == json::parse_event_t::object_start) open_objects.emplace_back();
         break;
       case json::parse_event_t::object_end:
@@ -157,8 +157,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFi
   std::memcpy(&header_len, base, 8);
   if (header_len == 0) fail("header length is 0 (empty JSON header)");
   if (header_len > file_size - 8)
-    fail("header length ", header_len, " extends past the end of the file (", file_size,
-         " bytes)");
+    fail("header length ", header_len, " extends past the end of the file (", file_size, " bytes)");
   if (header_len > kMaxHeaderBytes)
     fail("header length ", header_len, " is absurdly large (limit ", kMaxHeaderBytes, ")");
   const uint64_t data_start = 8 + header_len;
@@ -249,7 +248,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFi
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return entries[a].begin != entries[b].begin ? entries[a].begin < entries[b].begin
-                                                 : st->tensors_[a].name < st->tensors_[b].name;
+                                                : st->tensors_[a].name < st->tensors_[b].name;
   });
   size_t prev = SIZE_MAX;
   for (size_t i : order) {
@@ -297,8 +296,7 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open_dir(const std::string& 
     const json index = parse_json_strict(text, text + mapped->size(), where, "key");
     MUSE_CHECK(index.is_object(), where, ": not a JSON object");
     const auto wm = index.find("weight_map");
-    MUSE_CHECK(wm != index.end() && wm->is_object(), where,
-               ": missing 'weight_map' object");
+    MUSE_CHECK(wm != index.end() && wm->is_object(), where, ": missing 'weight_map' object");
     std::map<std::string, size_t> shard_index;
     for (const auto& [name, file_value] : wm->items()) {
       MUSE_CHECK(file_value.is_string(), where, ": weight_map entry for '", name,
@@ -315,8 +313,8 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open_dir(const std::string& 
         const fs::path full = root / rel;
         MUSE_CHECK(!escapes, where, ": shard '", file, "' (for tensor '", name,
                    "') is outside the model directory");
-        MUSE_CHECK(fs::is_regular_file(full, ec), where, ": shard '", file, "' (for tensor '",
-                   name, "') does not exist");
+        MUSE_CHECK(fs::is_regular_file(full, ec), where, ": shard '", file, "' (for tensor '", name,
+                   "') does not exist");
         shard_index.emplace(file, model->shards_.size());
         model->shards_.push_back(SafetensorsFile::open(full.string()));
         shard_names.push_back(file);
@@ -325,8 +323,8 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open_dir(const std::string& 
     }
     for (const auto& [name, file] : listed) {
       const auto& shard = model->shards_[shard_index.at(file)];
-      MUSE_CHECK(shard->find(name) != nullptr, where, ": tensor '", name,
-                 "' is listed in shard '", file, "' but that file does not contain it");
+      MUSE_CHECK(shard->find(name) != nullptr, where, ": tensor '", name, "' is listed in shard '",
+                 file, "' but that file does not contain it");
     }
   } else {
     throw Error(str_cat(dir, ": no model.safetensors or model.safetensors.index.json"));
@@ -359,22 +357,21 @@ std::vector<std::string> SafetensorsModel::names() const {
 // ---------------------------------------------------------------------------
 // SafetensorsWriter
 
-void SafetensorsWriter::add(const std::string& name, DType type,
-                            const std::vector<int64_t>& shape, const void* data, size_t nbytes) {
+void SafetensorsWriter::add(const std::string& name, DType type, const std::vector<int64_t>& shape,
+                            const void* data, size_t nbytes) {
   MUSE_CHECK(name != kMetadataKey, "SafetensorsWriter: '", name, "' is reserved");
   for (const auto& t : tensors_)
     MUSE_CHECK(t.name != name, "SafetensorsWriter: duplicate tensor name '", name, "'");
   const StDType* dtype = dtype_for_writing(type);
-  MUSE_CHECK(dtype != nullptr, "SafetensorsWriter: tensor '", name, "': type ",
-             dtype_name(type), " cannot be stored in safetensors");
+  MUSE_CHECK(dtype != nullptr, "SafetensorsWriter: tensor '", name, "': type ", dtype_name(type),
+             " cannot be stored in safetensors");
   uint64_t expected = 0;
   MUSE_CHECK(checked_nbytes(shape, dtype->size, &expected), "SafetensorsWriter: tensor '", name,
              "' shape ", shape_text(shape), " is negative or overflows");
   MUSE_CHECK(nbytes == expected, "SafetensorsWriter: tensor '", name, "' has ", nbytes,
              " bytes of data, dtype ", dtype->name, " and shape ", shape_text(shape), " need ",
              expected);
-  MUSE_CHECK(data != nullptr || nbytes == 0, "SafetensorsWriter: tensor '", name,
-             "' has no data");
+  MUSE_CHECK(data != nullptr || nbytes == 0, "SafetensorsWriter: tensor '", name, "' has no data");
   const auto* bytes = static_cast<const uint8_t*>(data);
   tensors_.push_back(Pending{name, type, shape, std::vector<uint8_t>(bytes, bytes + nbytes)});
 }

@@ -49,7 +49,9 @@ std::vector<Isa> supported_isas() {
   return isas;
 }
 
-int64_t block_of(DType t) { return dtype_info(t).block_size; }
+int64_t block_of(DType t) {
+  return dtype_info(t).block_size;
+}
 
 // Gaussian data with a few outliers, as real weights and activations have.
 std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
@@ -89,10 +91,10 @@ float vec_dot(const KernelTable& k, DType t, int64_t n, const std::vector<uint8_
 // Weight and activation rows of one dot-product test, in both representations.
 struct DotCase {
   int64_t n;
-  std::vector<uint8_t> w, a;   // as the kernels consume them
-  std::vector<float> wf, af;   // dequantized (exactly what the bytes encode)
-  double exact;                // sum wf * af in double
-  double scale;                // error scale: sum |wf||af| + max|wf| * sum |af|
+  std::vector<uint8_t> w, a;  // as the kernels consume them
+  std::vector<float> wf, af;  // dequantized (exactly what the bytes encode)
+  double exact;               // sum wf * af in double
+  double scale;               // error scale: sum |wf||af| + max|wf| * sum |af|
 };
 
 DotCase make_dot_case(DType t, int64_t n, uint32_t seed) {
@@ -129,22 +131,37 @@ std::vector<int64_t> dot_lengths(DType t) {
 // tracks the bits per weight (each extra bit roughly halves the error).
 double roundtrip_bound(DType t) {
   switch (t) {
-    case DType::F32: return 0.0;
-    case DType::F16: return 3e-4;     // measured 2.1e-4
-    case DType::BF16: return 2.2e-3;  // 1.6e-3
+    case DType::F32:
+      return 0.0;
+    case DType::F16:
+      return 3e-4;  // measured 2.1e-4
+    case DType::BF16:
+      return 2.2e-3;  // 1.6e-3
     case DType::Q8_0:
-    case DType::Q8_1: return 0.008;   // 0.0062
-    case DType::Q8_K: return 0.013;   // 0.0105 (256-element blocks)
-    case DType::Q6_K: return 0.024;   // 0.0188
-    case DType::Q5_0: return 0.062;   // 0.0491
-    case DType::Q5_1: return 0.051;   // 0.0404
-    case DType::Q5_K: return 0.047;   // 0.0377
-    case DType::Q4_0: return 0.122;   // 0.0978
-    case DType::Q4_1: return 0.106;   // 0.0845
-    case DType::Q4_K: return 0.095;   // 0.0759
-    case DType::Q3_K: return 0.20;    // 0.158
-    case DType::Q2_K: return 0.35;    // 0.280
-    default: return -1.0;
+    case DType::Q8_1:
+      return 0.008;  // 0.0062
+    case DType::Q8_K:
+      return 0.013;  // 0.0105 (256-element blocks)
+    case DType::Q6_K:
+      return 0.024;  // 0.0188
+    case DType::Q5_0:
+      return 0.062;  // 0.0491
+    case DType::Q5_1:
+      return 0.051;  // 0.0404
+    case DType::Q5_K:
+      return 0.047;  // 0.0377
+    case DType::Q4_0:
+      return 0.122;  // 0.0978
+    case DType::Q4_1:
+      return 0.106;  // 0.0845
+    case DType::Q4_K:
+      return 0.095;  // 0.0759
+    case DType::Q3_K:
+      return 0.20;  // 0.158
+    case DType::Q2_K:
+      return 0.35;  // 0.280
+    default:
+      return -1.0;
   }
 }
 
@@ -200,12 +217,16 @@ TEST(KernelTables, IsaTablesLayerOverScalar) {
 TEST(KernelTables, SimdTablesReplaceScalarKernels) {
 #if defined(__x86_64__)
   if (!isa_supported(Isa::Avx2)) GTEST_SKIP() << "no AVX2";
-  EXPECT_NE(kernels_for(Isa::Avx2).vec_dot_fn(DType::Q4_0), scalar_kernels().vec_dot_fn(DType::Q4_0));
-  EXPECT_NE(kernels_for(Isa::Avx2).quantize_fn(DType::Q8_0), scalar_kernels().quantize_fn(DType::Q8_0));
+  EXPECT_NE(kernels_for(Isa::Avx2).vec_dot_fn(DType::Q4_0),
+            scalar_kernels().vec_dot_fn(DType::Q4_0));
+  EXPECT_NE(kernels_for(Isa::Avx2).quantize_fn(DType::Q8_0),
+            scalar_kernels().quantize_fn(DType::Q8_0));
   EXPECT_THROW(kernels_for(Isa::Neon), Error);
 #elif defined(__aarch64__)
-  EXPECT_NE(kernels_for(Isa::Neon).vec_dot_fn(DType::Q4_0), scalar_kernels().vec_dot_fn(DType::Q4_0));
-  EXPECT_NE(kernels_for(Isa::Neon).quantize_fn(DType::Q8_0), scalar_kernels().quantize_fn(DType::Q8_0));
+  EXPECT_NE(kernels_for(Isa::Neon).vec_dot_fn(DType::Q4_0),
+            scalar_kernels().vec_dot_fn(DType::Q4_0));
+  EXPECT_NE(kernels_for(Isa::Neon).quantize_fn(DType::Q8_0),
+            scalar_kernels().quantize_fn(DType::Q8_0));
   EXPECT_THROW(kernels_for(Isa::Avx2), Error);
 #else
   GTEST_SKIP() << "no SIMD kernels on this architecture";
@@ -348,7 +369,9 @@ std::vector<float> activation_stress(int64_t n) {
   return x;
 }
 
-uint32_t float_bits(float f) { return std::bit_cast<uint32_t>(f); }
+uint32_t float_bits(float f) {
+  return std::bit_cast<uint32_t>(f);
+}
 
 TEST(ActivationQuantizers, SimdMatchesScalar) {
   const int64_t n = 1024;
@@ -443,8 +466,8 @@ TEST_P(Matmul, MatchesReferenceForShapesAndThreads) {
           matmul_with(k, w.view, x.data(), n_tokens, y.data(), pool, scratch);
           for (size_t i = 0; i < y.size(); ++i) {
             ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i])
-                << dtype_name(t) << " rows=" << rows << " cols=" << cols
-                << " tokens=" << n_tokens << " threads=" << pool.size() << " out=" << i;
+                << dtype_name(t) << " rows=" << rows << " cols=" << cols << " tokens=" << n_tokens
+                << " threads=" << pool.size() << " out=" << i;
           }
         }
       }
@@ -469,6 +492,28 @@ TEST(MatmulApi, BestKernelsAndScratchReuse) {
   EXPECT_EQ(scratch.data(), first);
   EXPECT_EQ(scratch.capacity(), capacity);
   for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-3) << i;
+}
+
+// Enough activation data (n_tokens * cols >= 32K) that the conversion itself is
+// split over the threads, with token boundaries inside the threads' shares.
+TEST(MatmulApi, LargeBatchSplitsActivationConversion) {
+  for (DType t : {DType::Q4_1, DType::Q8_0}) {
+    const int64_t rows = 11, cols = 1024, n_tokens = 41;
+    const Matrix w = make_matrix(t, rows, cols, 21);
+    const std::vector<float> x = random_values(n_tokens * cols, 22);
+    std::vector<float> ref(rows * n_tokens), y(rows * n_tokens);
+    matmul_reference(w.view, x.data(), n_tokens, ref.data());
+    std::vector<uint8_t> scratch;
+    for (int threads : {2, 3}) {
+      ThreadPool pool(threads);
+      std::fill(y.begin(), y.end(), std::nanf(""));
+      matmul(w.view, x.data(), n_tokens, y.data(), pool, scratch);
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_NEAR(y[i], ref[i], 2e-5 * (std::fabs(ref[i]) + 100.0))
+            << dtype_name(t) << " threads=" << threads << " out=" << i;
+      }
+    }
+  }
 }
 
 TEST(MatmulApi, RejectsBadInput) {
@@ -499,8 +544,7 @@ TEST(MatmulApi, DequantizeRowEveryType) {
     dequantize_row(w.view, 2, got.data());
     const std::vector<uint8_t> row(w.view.row(2), w.view.row(2) + w.view.row_stride());
     const auto ref = dequantize(scalar_kernels(), t, row, cols);
-    EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0)
-        << dtype_name(t);
+    EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0) << dtype_name(t);
   }
 }
 
@@ -554,8 +598,8 @@ TEST(LegacyKnownValues, Q5_0Dequantize) {
   std::memcpy(b.qh, qh, 4);
   for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
   const float expected[32] = {
-      0,   -15, -14, -13, -12, -11, -10, -9,  -8, -7,  -6, -5,  -4, -3,  -2, 15,   // 0..15
-      15,  -2,  13,  -4,  11,  -6,  9,   -8,  -9, 6,   -11, 4,  -13, 2,  -15, 0};  // 16..31
+      0,  -15, -14, -13, -12, -11, -10, -9, -8, -7, -6,  -5, -4,  -3, -2,  15,  // 0..15
+      15, -2,  13,  -4,  11,  -6,  9,   -8, -9, 6,  -11, 4,  -13, 2,  -15, 0};  // 16..31
   const auto got = dequantize_block(DType::Q5_0, &b);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(got[i], expected[i]) << i;
 }
@@ -567,8 +611,8 @@ TEST(LegacyKnownValues, Q5_1Dequantize) {
   const uint8_t qh[4] = {0x01, 0x80, 0x55, 0xaa};
   std::memcpy(b.qh, qh, 4);
   for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
-  const int q[32] = {16, 1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 31,
-                     31, 14, 29, 12, 27, 10, 25, 8,  7,  22, 5,  20, 3,  18, 1,  16};
+  const int q[32] = {16, 1,  2,  3,  4,  5,  6,  7, 8, 9,  10, 11, 12, 13, 14, 31,
+                     31, 14, 29, 12, 27, 10, 25, 8, 7, 22, 5,  20, 3,  18, 1,  16};
   const auto got = dequantize_block(DType::Q5_1, &b);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(got[i], 0.5f * q[i] + 2.0f) << i;
 }
@@ -605,7 +649,7 @@ TEST(LegacyKnownValues, Q4_0Quantize) {
   x[5] = 40.0f;
   const auto q2 = quantize(scalar_kernels(), DType::Q4_0, x);
   std::memcpy(&b, q2.data(), sizeof(b));
-  EXPECT_EQ(b.d, 0xc500);  // -5.0
+  EXPECT_EQ(b.d, 0xc500);        // -5.0
   EXPECT_EQ(b.qs[5] & 0x0f, 0);  // 40 / -5 + 8.5 = 0.5 -> 0
 }
 
@@ -691,7 +735,9 @@ TEST(LegacyKnownValues, VecDotSmallExample) {
 
 // ---- fp16 / bf16 conversions --------------------------------------------------------
 
-float from_bits(uint32_t b) { return std::bit_cast<float>(b); }
+float from_bits(uint32_t b) {
+  return std::bit_cast<float>(b);
+}
 
 TEST(Fp16, ExactValues) {
   EXPECT_EQ(f32_to_f16(0.0f), 0x0000);
@@ -699,7 +745,7 @@ TEST(Fp16, ExactValues) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
   EXPECT_EQ(f32_to_f16(0.333251953125f), 0x3555);
-  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);         // largest half
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);               // largest half
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
   EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <random>
 #include <vector>
@@ -200,6 +201,23 @@ double normalized_rmse(DType t, const std::vector<float>& x) {
   return std::sqrt(err / ref);
 }
 
+// Normalised RMSE bounds on N(0,1) data, a little above what these formats reach
+// with a per-sub-block least-squares fit (about 0.268, 0.145, 0.071, 0.035, 0.017).
+double rmse_bound(DType t) {
+  switch (t) {
+    case DType::Q2_K:
+      return 0.28;
+    case DType::Q3_K:
+      return 0.15;
+    case DType::Q4_K:
+      return 0.074;
+    case DType::Q5_K:
+      return 0.037;
+    default:
+      return 0.019;
+  }
+}
+
 TEST(KQuantQuantize, GaussianErrorBounds) {
   std::mt19937 rng(42);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -215,7 +233,7 @@ TEST(KQuantQuantize, GaussianErrorBounds) {
   for (DType t : kWeightTypes) {
     const double e = normalized_rmse(t, x);
     std::cout << "[          ] " << dtype_name(t) << " normalised RMSE on N(0,1): " << e << "\n";
-    EXPECT_LT(e, bound.at(t)) << dtype_name(t);
+    EXPECT_LT(e, rmse_bound(t)) << dtype_name(t);
   }
 }
 
@@ -243,6 +261,25 @@ TEST(KQuantQuantize, ZeroAndConstantRows) {
     std::vector<float> constant(QK_K, -0.75f);
     scalar_kernels().quantize_fn(t)(constant.data(), q.data(), QK_K);
     for (float v : dequantize(t, q.data(), QK_K)) EXPECT_NEAR(v, -0.75f, 0.02f) << dtype_name(t);
+  }
+}
+
+TEST(KQuantQuantize, NonFiniteInputStaysInItsBlock) {
+  // NaN / inf in one block must not crash nor disturb the other blocks.
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(2 * QK_K);
+  for (auto& v : x) v = normal(rng);
+  x[7] = std::numeric_limits<float>::quiet_NaN();
+  x[9] = std::numeric_limits<float>::infinity();
+  x[100] = -std::numeric_limits<float>::infinity();
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K}) {
+    std::vector<uint8_t> q(row_bytes(t, 2 * QK_K));
+    scalar_kernels().quantize_fn(t)(x.data(), q.data(), 2 * QK_K);
+    const auto y = dequantize(t, q.data(), 2 * QK_K);
+    for (int i = QK_K; i < 2 * QK_K; ++i) {
+      ASSERT_NEAR(y[i], x[i], 1.0f) << dtype_name(t) << " element " << i;
+    }
   }
 }
 
@@ -401,8 +438,10 @@ TEST(KQuantVecDot, QuantizedRowsApproximateFloatDot) {
     scalar_kernels().quantize_fn(t)(w.data(), q.data(), n);
     float got = 0;
     scalar_kernels().vec_dot_fn(t)(n, &got, q.data(), a.data());
-    // The error of a dot of n terms is about rmse * sqrt(n) for unit data.
-    EXPECT_NEAR(got, exact, 5.0 * 0.3 * std::sqrt(static_cast<double>(n))) << dtype_name(t);
+    // For unit data the error of the dot is about (weight rmse + activation rmse)
+    // * sqrt(n); the exact dot itself is about sqrt(n) in size.
+    EXPECT_NEAR(got, exact, 4.0 * (rmse_bound(t) + 0.01) * std::sqrt(static_cast<double>(n)))
+        << dtype_name(t);
   }
 }
 

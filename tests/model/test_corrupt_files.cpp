@@ -62,7 +62,9 @@ size_t find_encoded(const Image& img, const std::string& s) {
   return static_cast<size_t>(it - img.begin());
 }
 // Offset just past the encoded string s: a key's value type, a tensor's n_dims.
-size_t after(const Image& img, const std::string& s) { return find_encoded(img, s) + 8 + s.size(); }
+size_t after(const Image& img, const std::string& s) {
+  return find_encoded(img, s) + 8 + s.size();
+}
 
 // Tensor info field offsets of a tensor with n_dims dimensions.
 size_t ne_at(const Image& img, const std::string& name, int dim) {
@@ -94,7 +96,9 @@ GgufWriter base_writer() {
   return w;
 }
 
-Image valid_gguf() { return base_writer().serialize(); }
+Image valid_gguf() {
+  return base_writer().serialize();
+}
 
 struct Case {
   const char* what;
@@ -186,8 +190,7 @@ TEST(CorruptGguf, EachDefectIsNamed) {
       {"offset near 2^64",
        [](Image& b) { poke<uint64_t>(b, offset_at(b, "tensor.c", 1), ~uint64_t{31}); },
        "extends past the end of the file"},
-      {"size past EOF",
-       [](Image& b) { poke<uint64_t>(b, ne_at(b, "tensor.c", 0), 4096); },
+      {"size past EOF", [](Image& b) { poke<uint64_t>(b, ne_at(b, "tensor.c", 0), 4096); },
        "tensor 'tensor.c' data (offset"},
       {"overlapping tensors", [](Image& b) { poke<uint64_t>(b, offset_at(b, "tensor.b", 1), 32); },
        "tensor 'tensor.b' (data offset 32, 68 bytes) overlaps tensor 'tensor.a'"},
@@ -235,8 +238,9 @@ TEST(CorruptGguf, TruncatedAtEveryLength) {
     auto g = parse_gguf(valid);
     const uint8_t* base = g->mapping()->data();
     for (const auto& t : g->tensors())
-      needed = std::max(needed, static_cast<size_t>(static_cast<const uint8_t*>(t.view.data) -
-                                                    base) + t.view.nbytes);
+      needed =
+          std::max(needed, static_cast<size_t>(static_cast<const uint8_t*>(t.view.data) - base) +
+                               t.view.nbytes);
   }
   ASSERT_LT(needed, valid.size());  // the last tensor is followed by padding
   for (size_t len = 0; len < valid.size(); ++len) {
@@ -347,14 +351,12 @@ TEST(CorruptSafetensors, EachDefectIsNamed) {
        "must be a list of two"},
       {"offsets reversed", header("{" + entry("w", "\"F32\"", "[0]", "[8,4]") + "}"),
        "tensor 'w' data_offsets [8, 4] are reversed"},
-      {"offsets past the data",
-       header("{" + entry("w", "\"F32\"", "[2]", "[32,40]") + "}"),
+      {"offsets past the data", header("{" + entry("w", "\"F32\"", "[2]", "[32,40]") + "}"),
        "tensor 'w' data_offsets [32, 40] extend past the end of the data section (32 bytes)"},
       {"size mismatch", header("{" + entry("w", "\"F32\"", "[2,3]", "[0,20]") + "}"),
        "tensor 'w' size mismatch: data_offsets [0, 20] hold 20 bytes but dtype F32 and shape "
        "[2, 3] need 24"},
-      {"overlap",
-       header("{" + kW + "," + entry("b", "\"F16\"", "[4]", "[16,24]") + "}"),
+      {"overlap", header("{" + kW + "," + entry("b", "\"F16\"", "[4]", "[16,24]") + "}"),
        "tensor 'b' data_offsets [16, 24] overlap tensor 'w' [0, 24]"},
       {"duplicate names", header("{" + kW + "," + kW + "}"), "duplicate tensor name 'w'"},
       {"duplicate field",
@@ -364,7 +366,8 @@ TEST(CorruptSafetensors, EachDefectIsNamed) {
        "__metadata__ is not a JSON object"},
       {"metadata value not a string", header("{\"__metadata__\":{\"n\":1}," + kW + "}"),
        "__metadata__ value for key 'n' is not a string"},
-      {"deep nesting", header("{\"__metadata__\":" + std::string(50, '[') + std::string(50, ']') + "}"),
+      {"deep nesting",
+       header("{\"__metadata__\":" + std::string(50, '[') + std::string(50, ']') + "}"),
        "nested deeper than"},
   };
   EXPECT_GE(cases.size(), 30u);
@@ -382,8 +385,8 @@ TEST(CorruptSafetensors, TruncatedAtEveryLength) {
     SCOPED_TRACE(len);
     const Image prefix(valid.begin(), valid.begin() + static_cast<std::ptrdiff_t>(len));
     const std::string msg = error_of([&] { parse_st(prefix); });
-    const bool named = msg.find("too small") != std::string::npos ||
-                       msg.find("past the end") != std::string::npos;
+    const bool named =
+        msg.find("too small") != std::string::npos || msg.find("past the end") != std::string::npos;
     EXPECT_TRUE(named) << msg;
   }
 }

@@ -40,7 +40,8 @@ struct Bytes {
   }
 };
 
-std::unique_ptr<GgufFile> parse_bytes(std::vector<uint8_t> bytes, const std::string& name = "mem.gguf") {
+std::unique_ptr<GgufFile> parse_bytes(std::vector<uint8_t> bytes,
+                                      const std::string& name = "mem.gguf") {
   return GgufFile::parse(MappedFile::from_bytes(std::move(bytes), name));
 }
 
@@ -227,8 +228,8 @@ GgufWriter every_value_type_writer() {
   w.set("arr.u64", GgufValue::array(GgufType::UINT64, {GgufValue::u64(~0ull), GgufValue::u64(3)}));
   w.set("arr.i64", GgufValue::array(GgufType::INT64, {GgufValue::i64(-9)}));
   w.set("arr.f64", GgufValue::array(GgufType::FLOAT64, {GgufValue::f64(0.1)}));
-  w.set("arr.bool", GgufValue::array(GgufType::BOOL, {GgufValue::boolean(true),
-                                                      GgufValue::boolean(false)}));
+  w.set("arr.bool",
+        GgufValue::array(GgufType::BOOL, {GgufValue::boolean(true), GgufValue::boolean(false)}));
   w.set("arr.empty", GgufValue::array(GgufType::FLOAT32, {}));
   w.set("arr.nested",
         GgufValue::array(GgufType::ARRAY,
@@ -258,8 +259,7 @@ void expect_every_value_type(const GgufFile& g) {
   EXPECT_FALSE(g.get_bool("bool.false"));
   EXPECT_EQ(g.get_string("str"), std::string("h\0llo \xc3\xa9", 9));
   EXPECT_EQ(g.get_string("str.empty"), "");
-  EXPECT_EQ(g.find("arr.str")->as_strings(),
-            (std::vector<std::string>{"a", "", "\xe2\x96\x81x"}));
+  EXPECT_EQ(g.find("arr.str")->as_strings(), (std::vector<std::string>{"a", "", "\xe2\x96\x81x"}));
   EXPECT_EQ(g.find("arr.i32")->array_type(), GgufType::INT32);
   EXPECT_EQ(g.find("arr.i32")->as_ints(), (std::vector<int64_t>{1, -2, 2147483647}));
   const auto f = g.find("arr.f32")->as_floats();
@@ -368,7 +368,8 @@ TEST(GgufRoundTrip, CustomAlignment) {
       EXPECT_EQ(t.offset % alignment, 0u);
       EXPECT_EQ((static_cast<const uint8_t*>(t.view.data) - base) % alignment, 0u);
     }
-    EXPECT_EQ(g->find_tensor("b")->offset, alignment == 1 ? 12u : std::max<uint64_t>(alignment, 16));
+    EXPECT_EQ(g->find_tensor("b")->offset,
+              alignment == 1 ? 12u : std::max<uint64_t>(alignment, 16));
     const auto* bp = static_cast<const uint8_t*>(g->find_tensor("b")->view.data);
     EXPECT_EQ(std::vector<uint8_t>(bp, bp + 34), b);
   }
@@ -392,8 +393,9 @@ TEST(GgufWriter, RejectsBadInput) {
   const auto d = random_bytes(64, 3);
   GgufWriter w;
   w.add_tensor("t", DType::F32, {4}, d.data(), 16);
-  EXPECT_NE(error_of([&] { w.add_tensor("t", DType::F32, {4}, d.data(), 16); })
-                .find("duplicate tensor name"),
+  EXPECT_NE(error_of([&] {
+              w.add_tensor("t", DType::F32, {4}, d.data(), 16);
+            }).find("duplicate tensor name"),
             std::string::npos);
   EXPECT_THROW(w.add_tensor("u", DType::F32, {4}, d.data(), 15), Error);
   EXPECT_THROW(w.add_tensor("u", DType::Q8_0, {16}, d.data(), 17), Error);
@@ -401,8 +403,8 @@ TEST(GgufWriter, RejectsBadInput) {
   EXPECT_THROW(w.add_tensor("u", DType::F32, {}, d.data(), 4), Error);
   EXPECT_THROW(w.add_tensor("u", DType::F32, {-1}, d.data(), 4), Error);
   EXPECT_THROW(w.add_tensor("", DType::F32, {1}, d.data(), 4), Error);
-  for (auto bad : {GgufValue::u32(0), GgufValue::u32(48), GgufValue::string("32"),
-                   GgufValue::i32(-32)}) {
+  for (auto bad :
+       {GgufValue::u32(0), GgufValue::u32(48), GgufValue::string("32"), GgufValue::i32(-32)}) {
     GgufWriter wa;
     wa.set("general.alignment", bad);
     EXPECT_NE(error_of([&] { wa.serialize(); }).find("general.alignment"), std::string::npos);

@@ -50,10 +50,10 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
-#define EXPECT_ERROR_CONTAINS(stmt, phrase)                                   \
-  do {                                                                        \
-    const std::string _msg = error_of([&] { stmt; });                         \
-    EXPECT_NE(_msg.find(phrase), std::string::npos) << "message: " << _msg;   \
+#define EXPECT_ERROR_CONTAINS(stmt, phrase)                                 \
+  do {                                                                      \
+    const std::string _msg = error_of([&] { stmt; });                       \
+    EXPECT_NE(_msg.find(phrase), std::string::npos) << "message: " << _msg; \
   } while (0)
 
 // A fresh, empty scratch directory.
@@ -91,9 +91,9 @@ TEST(SafetensorsGolden, LlamaModel) {
   EXPECT_EQ(emb->view.n_dims, 2);
   EXPECT_EQ(emb->view.ne, (std::array<int64_t, 4>{128, 1024, 1, 1}));
   EXPECT_EQ(emb->view.nbytes, 524288u);
-  EXPECT_EQ(floats_of(emb->view, 0, 3),
-            (std::vector<float>{-0.02529369480907917f, -0.023165563121438026f,
-                                0.03029421716928482f}));
+  EXPECT_EQ(
+      floats_of(emb->view, 0, 3),
+      (std::vector<float>{-0.02529369480907917f, -0.023165563121438026f, 0.03029421716928482f}));
   EXPECT_EQ(floats_of(emb->view, 1024 * 128 - 1, 1)[0], -0.0014203645987436175f);
 
   const SafetensorsTensor* norm = st->find("model.norm.weight");
@@ -115,9 +115,9 @@ TEST(SafetensorsGolden, LlamaInputsAndOutputs) {
   EXPECT_EQ(ids->shape, (std::vector<int64_t>{24}));
   std::vector<int32_t> got(24);
   std::memcpy(got.data(), ids->view.data, 96);
-  EXPECT_EQ(got, (std::vector<int32_t>{916, 244, 877, 21, 798, 232, 760, 10, 123, 1001, 701, 919,
-                                       675, 827, 152, 224, 303, 904, 207, 574, 821, 1021, 893,
-                                       842}));
+  EXPECT_EQ(got,
+            (std::vector<int32_t>{916, 244, 877, 21,  798, 232, 760, 10,  123, 1001, 701, 919,
+                                  675, 827, 152, 224, 303, 904, 207, 574, 821, 1021, 893, 842}));
   EXPECT_TRUE(in->metadata().empty());
 
   auto out = SafetensorsFile::open(kGoldens + "/llama/outputs.safetensors");
@@ -191,10 +191,10 @@ TEST(SafetensorsWriter, RoundTripEveryDtype) {
     size_t elem;
   };
   const std::vector<Spec> specs = {
-      {"f64", DType::F64, {3}, 8},          {"f32", DType::F32, {2, 3}, 4},
-      {"f16", DType::F16, {2, 1, 3}, 2},    {"bf16", DType::BF16, {1, 2, 3, 4}, 2},
-      {"i64", DType::I64, {5}, 8},          {"i32", DType::I32, {}, 4},
-      {"i16", DType::I16, {4, 1}, 2},       {"i8", DType::I8, {7}, 1},
+      {"f64", DType::F64, {3}, 8},       {"f32", DType::F32, {2, 3}, 4},
+      {"f16", DType::F16, {2, 1, 3}, 2}, {"bf16", DType::BF16, {1, 2, 3, 4}, 2},
+      {"i64", DType::I64, {5}, 8},       {"i32", DType::I32, {}, 4},
+      {"i16", DType::I16, {4, 1}, 2},    {"i8", DType::I8, {7}, 1},
       {"empty", DType::F32, {0, 3}, 4},
   };
   SafetensorsWriter w;
@@ -221,8 +221,7 @@ TEST(SafetensorsWriter, RoundTripEveryDtype) {
     EXPECT_EQ(t->shape, specs[i].shape);
     EXPECT_EQ(t->view.n_dims, static_cast<int>(specs[i].shape.size()));
     const size_t r = specs[i].shape.size();
-    for (size_t d = 0; d < 4; ++d)
-      EXPECT_EQ(t->view.ne[d], d < r ? specs[i].shape[r - 1 - d] : 1);
+    for (size_t d = 0; d < 4; ++d) EXPECT_EQ(t->view.ne[d], d < r ? specs[i].shape[r - 1 - d] : 1);
     ASSERT_EQ(t->view.nbytes, data[i].size());
     const auto* p = static_cast<const uint8_t*>(t->view.data);
     EXPECT_EQ(std::vector<uint8_t>(p, p + t->view.nbytes), data[i]);
@@ -263,17 +262,31 @@ TEST(SafetensorsFile, ZeroCopyViews) {
 }
 
 TEST(SafetensorsFile, UnsignedAndBoolMapToI8) {
-  const std::string header =
-      R"({"m":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
-      R"("b":{"dtype":"BOOL","shape":[1],"data_offsets":[2,3]},)"
-      R"("z":{"dtype":"F32","shape":[0],"data_offsets":[3,3]}})";
+  const std::string header = R"({"m":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                             R"("b":{"dtype":"BOOL","shape":[1],"data_offsets":[2,3]},)"
+                             R"("z":{"dtype":"F32","shape":[0],"data_offsets":[3,3]}})";
   auto st = parse_bytes(image(header, {200, 1, 1}));
   EXPECT_EQ(st->find("m")->view.type, DType::I8);
   EXPECT_EQ(st->find("b")->view.type, DType::I8);
   EXPECT_EQ(static_cast<const uint8_t*>(st->find("m")->view.data)[0], 200);
   EXPECT_EQ(st->find("z")->view.nbytes, 0u);
   // Trailing spaces after the JSON (the reference padding) are fine.
-  EXPECT_NO_THROW(parse_bytes(image(R"({"__metadata__":{}})" "     ")));
+  EXPECT_NO_THROW(parse_bytes(image(R"({"__metadata__":{}})"
+                                    "     ")));
+}
+
+// A header length that fits in the file but exceeds the reference limit (100 MB) is
+// refused before any JSON is parsed. The file is sparse, so this costs no disk space.
+TEST(SafetensorsFile, RejectsAbsurdHeaderLength) {
+  const std::string path = scratch("absurd") + "/big.safetensors";
+  const uint64_t header_len = 100'000'008;
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(&header_len), 8);
+  }
+  fs::resize_file(path, 8 + header_len + 8);
+  EXPECT_ERROR_CONTAINS(SafetensorsFile::open(path), "header length 100000008 is absurdly large");
+  fs::remove(path);
 }
 
 TEST(SafetensorsWriter, RejectsBadInput) {
