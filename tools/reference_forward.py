@@ -3,6 +3,7 @@
 
 Usage:
     python3 tools/reference_forward.py /work/shared/goldens/<case> [more cases...]
+    python3 tools/reference_forward.py --q8_0-weights <case dirs...>   # Q8_0 rounding error
 
 Supported model types: llama, qwen2, qwen3, gemma3_text (case `gemma3`) and the text
 decoder of muse_glimmer (model.language_model.* + lm_head; see docs/muse-glimmer.md).
@@ -273,8 +274,26 @@ def greedy_continuation(forward, cfg, weights, ids, steps):
     return out
 
 
-def run_case(case_dir):
+def round_q8_0(w):
+    """Weights-only Q8_0 rounding (blocks of 32, d = max|x|/127 stored as f16)."""
+    if w.ndim != 2 or w.shape[-1] % 32:
+        return w
+    blocks = w.reshape(-1, 32)
+    d = (np.abs(blocks).max(1, keepdims=True) / 127).astype(np.float16).astype(np.float64)
+    q = np.round(blocks / np.where(d == 0, 1, d))
+    return (q * d).reshape(w.shape)
+
+
+def run_case(case_dir, round_weights=False):
     cfg, weights, ids, golden, golden_greedy = load_case(case_dir)
+    if round_weights:
+        # How far Q8_0 rounding of the weights alone moves the logits (no tolerance check).
+        weights = {k: round_q8_0(v) for k, v in weights.items()}
+        logits = FORWARDS[cfg["model_type"]](cfg, weights, ids)
+        print(f"{os.path.basename(os.path.normpath(case_dir))}: q8_0 weights, max |logits - golden| = "
+              f"{np.abs(logits - golden).max():.4f}, top-1 agreement "
+              f"{(logits.argmax(1) == golden.argmax(1)).mean():.3f}")
+        return True
     forward = FORWARDS[cfg["model_type"]]
     logits = forward(cfg, weights, ids)
     max_diff = float(np.abs(logits - golden).max())
@@ -292,7 +311,9 @@ def main(argv):
     if len(argv) < 2:
         print(__doc__)
         return 2
-    ok = all([run_case(case_dir) for case_dir in argv[1:]])
+    round_weights = "--q8_0-weights" in argv
+    cases = [a for a in argv[1:] if a != "--q8_0-weights"]
+    ok = all([run_case(case_dir, round_weights) for case_dir in cases])
     return 0 if ok else 1
 
 
