@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "muse/error.h"
@@ -182,6 +183,8 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
   const float scale = c.softmax_scale();
   const float* kc = k_cache_[static_cast<size_t>(layer)].data();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data();
+  // q.k uses the run-time selected SIMD f32 dot product.
+  const kernels::VecDotFn dot_f32 = kernels::best_kernels().vec_dot_fn(DType::F32);
   pool_.parallel_for(n * c.n_head, [&](int t, int64_t begin, int64_t end) {
     float* scores = &scores_[static_cast<size_t>(t) * static_cast<size_t>(opt_.n_ctx)];
     for (int64_t w = begin; w < end; ++w) {
@@ -193,7 +196,10 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
       const float* kbase = kc + static_cast<size_t>(it.seq * opt_.n_ctx) * KD + kvh * HD;
       const float* vbase = vc + static_cast<size_t>(it.seq * opt_.n_ctx) * KD + kvh * HD;
       const int64_t m = hi - lo + 1;
-      for (int64_t p = 0; p < m; ++p) scores[p] = k::dot(q, kbase + (lo + p) * KD, HD) * scale;
+      for (int64_t p = 0; p < m; ++p) {
+        dot_f32(HD, &scores[p], kbase + (lo + p) * KD, q);
+        scores[p] *= scale;
+      }
       k::softmax_inplace(scores, m);
       float* out = &attn_[i * QD + h * HD];
       std::fill(out, out + HD, 0.0f);
