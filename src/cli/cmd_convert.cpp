@@ -42,6 +42,7 @@ Runner add_debug_make_model(CLI::App& app) {
   app.add_option("--size", o->spec.size, "tiny|qwen2.5-0.5b");
   app.add_option("--type", o->type, "Weight type (as for convert)");
   app.add_option("--seed", o->spec.seed, "Random seed");
+  app.add_option("--vocab", o->spec.vocab_gguf, "GGUF file whose tokenizer to include");
   app.add_option("-o,--output", o->out, "Output GGUF file")->required();
   return [o] {
     write_random_model(o->spec, parse_quant_target(o->type), o->out);

@@ -13,8 +13,9 @@
 namespace muse {
 namespace {
 
-// llama.cpp's llama_ftype values for general.file_type.
-uint32_t file_type_of(const QuantTarget& t) {
+}  // namespace
+
+uint32_t llama_file_type(const QuantTarget& t) {
   if (t.q4_k_m) return 15;
   switch (t.base) {
     case DType::F32: return 0;
@@ -33,6 +34,8 @@ uint32_t file_type_of(const QuantTarget& t) {
     default: throw Error(str_cat("no file type for ", dtype_name(t.base)));
   }
 }
+
+namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -137,7 +140,7 @@ void write_gguf(const Model& model, const std::string& out, const QuantTarget& t
   model.arch().to_gguf(c, w);
   std::string name = std::filesystem::path(model.path()).filename().string();
   w.set("general.name", GgufValue::string(name));
-  w.set("general.file_type", GgufValue::u32(file_type_of(target)));
+  w.set("general.file_type", GgufValue::u32(llama_file_type(target)));
   w.set("general.quantization_version", GgufValue::u32(2));
   if (const GgufFile* src = model.gguf()) {
     for (const auto& key : src->key_order())
@@ -159,7 +162,7 @@ void quantize_gguf(const std::string& in, const std::string& out, const QuantTar
   auto src = GgufFile::open(in);
   GgufWriter w;
   for (const auto& key : src->key_order()) w.set(key, src->metadata().at(key));
-  w.set("general.file_type", GgufValue::u32(file_type_of(target)));
+  w.set("general.file_type", GgufValue::u32(llama_file_type(target)));
   w.set("general.quantization_version", GgufValue::u32(2));
   const std::string arch = src->get_string_or("general.architecture", "");
   const int64_t n_layer = src->get_int_or(arch + ".block_count", 0);

@@ -25,6 +25,9 @@ QuantTarget parse_quant_target(const std::string& name);
 DType tensor_type_for(const QuantTarget& target, const std::string& gguf_name, int n_dims,
                       int64_t row_len, int64_t n_layer, bool output_is_tied_embedding);
 
+// llama.cpp's llama_ftype value (general.file_type) for a target.
+uint32_t llama_file_type(const QuantTarget& target);
+
 // Writes `model` as GGUF to `out`, with tokenizer metadata when the source has it.
 void write_gguf(const Model& model, const std::string& out, const QuantTarget& target);
 

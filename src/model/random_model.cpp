@@ -8,6 +8,39 @@
 
 namespace muse {
 
+namespace {
+
+void copy_vocabulary(const std::string& path, int64_t n_vocab, GgufWriter& w) {
+  auto f = GgufFile::open(path);
+  const GgufValue* tokens = f->find("tokenizer.ggml.tokens");
+  MUSE_CHECK(tokens, path, ": no tokenizer.ggml.tokens");
+  const int64_t n = static_cast<int64_t>(tokens->array_size());
+  MUSE_CHECK(n <= n_vocab, path, ": vocabulary of ", n, " tokens is larger than the model's ", n_vocab);
+  for (const auto& key : f->key_order()) {
+    if (key.rfind("tokenizer.", 0) != 0) continue;
+    const GgufValue& v = f->metadata().at(key);
+    if (key == "tokenizer.ggml.tokens") {
+      auto t = v.as_strings();
+      for (int64_t i = n; i < n_vocab; ++i) t.push_back("[PAD" + std::to_string(i) + "]");
+      w.set(key, GgufValue::string_array(std::move(t)));
+    } else if (key == "tokenizer.ggml.token_type") {
+      std::vector<int32_t> t;
+      for (auto x : v.as_ints()) t.push_back(static_cast<int32_t>(x));
+      t.resize(static_cast<size_t>(n_vocab), 5);  // unused
+      w.set(key, GgufValue::i32_array(t));
+    } else if (key == "tokenizer.ggml.scores") {
+      std::vector<float> t;
+      for (auto x : v.as_floats()) t.push_back(static_cast<float>(x));
+      t.resize(static_cast<size_t>(n_vocab), 0.0f);
+      w.set(key, GgufValue::f32_array(t));
+    } else {
+      w.set(key, v);
+    }
+  }
+}
+
+}  // namespace
+
 ModelConfig random_model_config(const RandomModelSpec& spec) {
   const ArchSpec* arch = find_arch_by_gguf(spec.arch);
   MUSE_CHECK(arch, "unknown architecture '", spec.arch, "'");
@@ -52,6 +85,9 @@ void write_random_model(const RandomModelSpec& spec, const QuantTarget& target,
   GgufWriter w;
   arch.to_gguf(c, w);
   w.set("general.name", GgufValue::string("random " + spec.arch + " " + spec.size));
+  w.set("general.file_type", GgufValue::u32(llama_file_type(target)));
+  w.set("general.quantization_version", GgufValue::u32(2));
+  if (!spec.vocab_gguf.empty()) copy_vocabulary(spec.vocab_gguf, c.n_vocab, w);
   std::mt19937_64 rng(spec.seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (const auto& ts : arch.tensors) {

@@ -14,6 +14,10 @@ struct RandomModelSpec {
   std::string arch = "qwen2";
   std::string size = "tiny";  // "tiny" or "qwen2.5-0.5b"
   uint64_t seed = 1;
+  // Optional GGUF whose tokenizer.* metadata is copied in, the token list padded
+  // with unused "[PADn]" tokens up to the model's vocabulary size (as converters
+  // do), so that programs that need a vocabulary (llama.cpp) load the model.
+  std::string vocab_gguf;
 };
 
 // Fills a ModelConfig for the spec (throws muse::Error for an unknown size/arch).
