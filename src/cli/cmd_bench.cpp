@@ -1,9 +1,13 @@
 // `muse bench`: prefill and decode throughput, like llama-bench's pp/tg tests.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <string>
 
 #include "cli/commands.h"
+#include "kernels/kernel_table.h"
 #include "model/decoder.h"
 #include "muse/error.h"
 
@@ -69,22 +73,37 @@ Runner add_bench(CLI::App& app) {
         best_decode = std::max(best_decode, static_cast<double>(o->gen_tokens * o->batch) / s);
       }
     }
+    // Peak resident set of this process (weights, KV cache, scratch, program).
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    const double peak_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;
+    const DecoderMemory mem = dec.memory();
+    const std::string isa(kernels::isa_name(kernels::best_isa()));
     if (o->json) {
       std::printf(
           "{\"model\": \"%s\", \"arch\": \"%s\", \"prefill_tps\": %.3f, \"decode_tps\": %.3f, "
           "\"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"threads\": %d, \"batch\": %lld, "
-          "\"context\": %lld}\n",
+          "\"context\": %lld, \"isa\": \"%s\", \"peak_rss_mb\": %.1f, "
+          "\"packed_weights_mb\": %.1f, \"mapped_weights_mb\": %.1f, \"kv_cache_mb\": %.1f, "
+          "\"scratch_mb\": %.1f}\n",
           o->model.c_str(), c.arch.c_str(), best_prefill, best_decode,
           static_cast<long long>(o->prompt_tokens), static_cast<long long>(o->gen_tokens), threads,
-          static_cast<long long>(o->batch), static_cast<long long>(o->context));
+          static_cast<long long>(o->batch), static_cast<long long>(o->context), isa.c_str(), peak_mb,
+          mem.packed_weights / 1048576.0, mem.mapped_weights / 1048576.0, mem.kv_cache / 1048576.0,
+          mem.scratch / 1048576.0);
     } else {
-      std::printf("model %s (%s), %d threads\n", o->model.c_str(), c.arch.c_str(), threads);
+      std::printf("model %s (%s), %d threads, %s kernels\n", o->model.c_str(), c.arch.c_str(),
+                  threads, isa.c_str());
       if (o->prompt_tokens > 0)
         std::printf("  prefill pp%lld: %.2f tokens/s\n", static_cast<long long>(o->prompt_tokens), best_prefill);
       if (o->gen_tokens > 0)
         std::printf("  decode tg%lld (batch %lld, context %lld): %.2f tokens/s\n",
                     static_cast<long long>(o->gen_tokens), static_cast<long long>(o->batch),
                     static_cast<long long>(o->context), best_decode);
+      std::printf("  memory: peak RSS %.1f MB; weights %.1f MB packed + %.1f MB mapped, KV cache "
+                  "%.1f MB, scratch %.1f MB\n",
+                  peak_mb, mem.packed_weights / 1048576.0, mem.mapped_weights / 1048576.0,
+                  mem.kv_cache / 1048576.0, mem.scratch / 1048576.0);
     }
     return 0;
   };

@@ -13,6 +13,8 @@ Runner add_run(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_convert(CLI::App& app);
 Runner add_quantize(CLI::App& app);
+Runner add_tokenize(CLI::App& app);
+Runner add_template(CLI::App& app);
 Runner add_debug_logits(CLI::App& debug);
 Runner add_debug_make_model(CLI::App& debug);
 

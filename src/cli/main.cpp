@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   add("bench", "Measure prefill and decode speed", muse::cli::add_bench, app);
   add("convert", "Convert a Hugging Face model directory to GGUF", muse::cli::add_convert, app);
   add("quantize", "Re-quantize a GGUF file", muse::cli::add_quantize, app);
+  add("tokenize", "Tokenize test strings (llama.cpp's .inp format)", muse::cli::add_tokenize, app);
+  add("template", "Render a chat template over test cases", muse::cli::add_template, app);
   CLI::App* debug = app.add_subcommand("debug", "Developer tools");
   debug->require_subcommand(1);
   add("logits", "Run input ids through a model and write its logits", muse::cli::add_debug_logits,

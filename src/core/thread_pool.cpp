@@ -1,38 +1,65 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define MUSE_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define MUSE_CPU_RELAX() asm volatile("yield" ::: "memory")
+#else
+#define MUSE_CPU_RELAX() std::this_thread::yield()
+#endif
 
 namespace muse {
+namespace {
+
+// How long a thread spins for the next event before it sleeps: long enough to
+// cover the serial gaps between the parallel regions of a forward pass, short
+// enough not to hold a core that other processes need when the pool is idle.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+// Spins until pred() holds or kSpinTime passes; returns pred().
+template <typename Pred>
+bool spin_until(Pred pred) {
+  for (int i = 0; i < 64; ++i) {
+    if (pred()) return true;
+    MUSE_CPU_RELAX();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  while (!pred()) {
+    for (int i = 0; i < 64; ++i) MUSE_CPU_RELAX();
+    if (std::chrono::steady_clock::now() > deadline) return pred();
+  }
+  return true;
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  work_cv_.notify_all();
+  stop_.store(true, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+    // Wait for a new region: spin first, then sleep on the counter.
+    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
+      generation_.wait(seen, std::memory_order_acquire);
+      if (generation_.load(std::memory_order_acquire) == seen) continue;  // spurious
     }
-    (*job)(index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    (*job_)(index);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 
@@ -41,16 +68,17 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
     fn(0);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    pending_ = n_threads_ - 1;
-    ++generation_;
-  }
-  work_cv_.notify_all();
+  job_ = &fn;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   fn(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    for (int left = pending_.load(std::memory_order_acquire); left != 0;
+         left = pending_.load(std::memory_order_acquire)) {
+      pending_.wait(left, std::memory_order_acquire);
+    }
+  }
   job_ = nullptr;
 }
 

@@ -97,6 +97,8 @@ void register_float_avx2(KernelTable& t) {
   t.vec_dot[static_cast<uint32_t>(DType::BF16)] = vec_dot_bf16;
   t.dequantize[static_cast<uint32_t>(DType::F16)] = dequantize_f16;
   t.dequantize[static_cast<uint32_t>(DType::BF16)] = dequantize_bf16;
+  register_gemm_avx2(t);  // packed GEMM kernels and row ops (gemm_avx2.cpp, ops_avx2.cpp)
+  register_ops_avx2(t);
 }
 
 }  // namespace muse::kernels

@@ -96,6 +96,8 @@ void register_float_avx512(KernelTable& t) {
   t.vec_dot[static_cast<uint32_t>(DType::BF16)] = vec_dot_bf16;
   t.dequantize[static_cast<uint32_t>(DType::F16)] = to_f32<F16>;
   t.dequantize[static_cast<uint32_t>(DType::BF16)] = to_f32<BF16>;
+  register_gemm_avx512(t);  // packed GEMM kernels and row ops (gemm_avx512.cpp, ops_avx512.cpp)
+  register_ops_avx512(t);
 }
 
 }  // namespace muse::kernels

@@ -85,6 +85,9 @@ void register_float_neon(KernelTable& t) {
   t.vec_dot[static_cast<uint32_t>(DType::BF16)] = vec_dot_bf16;
   t.dequantize[static_cast<uint32_t>(DType::F16)] = to_f32<F16>;
   t.dequantize[static_cast<uint32_t>(DType::BF16)] = to_f32<BF16>;
+  // No packed GEMM kernels for NEON yet: the decoder keeps the vec_dot path,
+  // which is faster than the scalar packed reference.
+  t.gemm = {};
 }
 
 }  // namespace muse::kernels

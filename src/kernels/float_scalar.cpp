@@ -68,6 +68,7 @@ void register_float_scalar(KernelTable& t) {
   set(t, DType::F32, f32_copy_in, f32_copy_out, vec_dot_f32);
   set(t, DType::F16, quantize_f16, dequantize_f16, vec_dot_f16);
   set(t, DType::BF16, quantize_bf16, dequantize_bf16, vec_dot_bf16);
+  register_gemm_scalar(t);  // packed GEMM reference kernels (gemm.cpp)
 }
 
 }  // namespace muse::kernels

@@ -29,14 +29,41 @@ using VecDotFn = void (*)(int64_t n, float* out, const void* w_row, const void* 
 
 constexpr size_t kTypeSlots = 32;  // indexed by static_cast<uint32_t>(DType)
 
+// Packed-layout GEMM kernels (gemm.h): one call multiplies row groups of a
+// repacked weight matrix by a tile of tokens. Null: the type has no packed path
+// on this ISA and matmul() (vec_dot) is used.
+struct GemmArgs;
+using GemmKernelFn = void (*)(const GemmArgs& args);
+struct AttnKv;
+struct AttnRow;
+
+// SIMD row operations of the forward pass (ops.h dispatches to them; null entries
+// fall back to the scalar code in ops.cpp).
+struct RowOps {
+  void (*silu_mul)(const float* gate, const float* up, float* y, int64_t n) = nullptr;
+  void (*gelu_tanh_mul)(const float* gate, const float* up, float* y, int64_t n) = nullptr;
+  void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps) = nullptr;
+  void (*add_inplace)(float* y, const float* x, int64_t n) = nullptr;
+  void (*scale_inplace)(float* y, float s, int64_t n) = nullptr;
+  // y[i] = exp(x[i] - max) in place, returns the sum (softmax numerator).
+  float (*exp_sum)(float* x, int64_t n, float max) = nullptr;
+  float (*max)(const float* x, int64_t n) = nullptr;
+  void (*axpy)(float a, const float* x, float* y, int64_t n) = nullptr;
+  // Flash-style attention of query rows sharing one kv head (attention.h).
+  void (*attention)(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) = nullptr;
+};
+
 struct KernelTable {
   std::array<QuantizeRowFn, kTypeSlots> quantize{};      // f32 -> type
   std::array<DequantizeRowFn, kTypeSlots> dequantize{};  // type -> f32
   std::array<VecDotFn, kTypeSlots> vec_dot{};            // weight type x its act type
+  std::array<GemmKernelFn, kTypeSlots> gemm{};           // packed weights x tokens
+  RowOps ops;
 
   QuantizeRowFn quantize_fn(DType t) const { return quantize[static_cast<uint32_t>(t)]; }
   DequantizeRowFn dequantize_fn(DType t) const { return dequantize[static_cast<uint32_t>(t)]; }
   VecDotFn vec_dot_fn(DType t) const { return vec_dot[static_cast<uint32_t>(t)]; }
+  GemmKernelFn gemm_fn(DType t) const { return gemm[static_cast<uint32_t>(t)]; }
 };
 
 // The activation type a weight type's dot product consumes.
@@ -66,5 +93,14 @@ void register_kquants_avx512(KernelTable& t);
 void register_float_neon(KernelTable& t);
 void register_legacy_neon(KernelTable& t);
 void register_kquants_neon(KernelTable& t);
+// Packed GEMM kernels and row ops (gemm_*.cpp, ops_*.cpp); called from the
+// register_float_* hook of the same ISA.
+void register_gemm_scalar(KernelTable& t);
+void register_gemm_avx2(KernelTable& t);
+void register_gemm_avx512(KernelTable& t);
+void register_ops_avx2(KernelTable& t);
+void register_ops_avx512(KernelTable& t);
+void register_attention_avx2(KernelTable& t);
+void register_attention_avx512(KernelTable& t);
 
 }  // namespace muse::kernels

@@ -4,10 +4,21 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/kernel_table.h"
+
 namespace muse::kernels {
+
+namespace {
+const RowOps& simd() {
+  static const RowOps& ops = best_kernels().ops;
+  return ops;
+}
+}  // namespace
 
 // Reductions accumulate in double: these rows are short (hidden size), so the
 // cost is negligible and the result tracks the float64 reference closely.
+
+namespace reference {
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   double ss = 0;
@@ -18,26 +29,6 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   } else {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv;
   }
-}
-
-void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps) {
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += x[i];
-  const double mean = sum / static_cast<double>(n);
-  double var = 0;
-  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-  const float inv = static_cast<float>(1.0 / std::sqrt(var / static_cast<double>(n) + eps));
-  const float m = static_cast<float>(mean);
-  for (int64_t i = 0; i < n; ++i) {
-    float v = (x[i] - m) * inv;
-    if (w) v *= w[i];
-    if (b) v += b[i];
-    y[i] = v;
-  }
-}
-
-void add(const float* a, const float* b, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
@@ -62,6 +53,72 @@ void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
     const float t = std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g));
     y[i] = 0.5f * g * (1.0f + t) * up[i];
   }
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+float max_value(const float* x, int64_t n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  return mx;
+}
+
+float exp_sum(float* x, int64_t n, float max) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  return static_cast<float>(sum);
+}
+
+}  // namespace reference
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  if (simd().rms_norm) return simd().rms_norm(x, w, y, n, eps);
+  reference::rms_norm(x, w, y, n, eps);
+}
+
+void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const double mean = sum / static_cast<double>(n);
+  double var = 0;
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float inv = static_cast<float>(1.0 / std::sqrt(var / static_cast<double>(n) + eps));
+  const float m = static_cast<float>(mean);
+  for (int64_t i = 0; i < n; ++i) {
+    float v = (x[i] - m) * inv;
+    if (w) v *= w[i];
+    if (b) v += b[i];
+    y[i] = v;
+  }
+}
+
+void add(const float* a, const float* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  if (simd().add_inplace) return simd().add_inplace(y, x, n);
+  reference::add_inplace(y, x, n);
+}
+
+void scale_inplace(float* y, float s, int64_t n) {
+  if (simd().scale_inplace) return simd().scale_inplace(y, s, n);
+  reference::scale_inplace(y, s, n);
+}
+
+void silu_mul(const float* gate, const float* up, float* y, int64_t n) {
+  if (simd().silu_mul) return simd().silu_mul(gate, up, y, n);
+  reference::silu_mul(gate, up, y, n);
+}
+
+void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
+  if (simd().gelu_tanh_mul) return simd().gelu_tanh_mul(gate, up, y, n);
+  reference::gelu_tanh_mul(gate, up, y, n);
 }
 
 void gelu_erf_mul(const float* gate, const float* up, float* y, int64_t n) {
@@ -93,23 +150,28 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+  if (simd().axpy) return simd().axpy(a, x, y, n);
+  reference::axpy(a, x, y, n);
+}
+
+float max_value(const float* x, int64_t n) {
+  if (simd().max) return simd().max(x, n);
+  return reference::max_value(x, n);
+}
+
+float exp_sum(float* x, int64_t n, float max) {
+  if (simd().exp_sum) return simd().exp_sum(x, n, max);
+  return reference::exp_sum(x, n, max);
 }
 
 void softmax_inplace(float* x, int64_t n) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  const float mx = max_value(x, n);
   if (!std::isfinite(mx)) {  // all masked: define as uniform zeros
     for (int64_t i = 0; i < n; ++i) x[i] = 0;
     return;
   }
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  const float inv = 1.0f / exp_sum(x, n, mx);
+  scale_inplace(x, inv, n);
 }
 
 void rope_inplace(float* x, int64_t dim, float pos, const float* inv_freq, bool interleaved) {
@@ -123,6 +185,31 @@ void rope_inplace(float* x, int64_t dim, float pos, const float* inv_freq, bool 
     const float x0 = x[a], x1 = x[b];
     x[a] = x0 * c - x1 * s;
     x[b] = x0 * s + x1 * c;
+  }
+}
+
+void rope_cos_sin(float pos, const float* inv_freq, int64_t half, float* cos, float* sin) {
+  for (int64_t i = 0; i < half; ++i) {
+    const double angle = static_cast<double>(pos) * inv_freq[i];
+    cos[i] = static_cast<float>(std::cos(angle));
+    sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
+void rope_apply(float* x, int64_t dim, const float* cos, const float* sin, bool interleaved) {
+  const int64_t half = dim / 2;
+  if (interleaved) {
+    for (int64_t i = 0; i < half; ++i) {
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = x0 * cos[i] - x1 * sin[i];
+      x[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+    }
+  } else {
+    for (int64_t i = 0; i < half; ++i) {
+      const float x0 = x[i], x1 = x[i + half];
+      x[i] = x0 * cos[i] - x1 * sin[i];
+      x[i + half] = x0 * sin[i] + x1 * cos[i];
+    }
   }
 }
 

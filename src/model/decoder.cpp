@@ -1,8 +1,12 @@
 #include "model/decoder.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/attention.h"
 #include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -12,14 +16,91 @@ namespace muse {
 
 namespace k = kernels;
 
+namespace {
+
+// After a matrix is repacked its original pages are no longer read by the
+// matmuls; drop them from this process's resident set. Only for tensors inside
+// the model's read-only file mapping (MADV_DONTNEED there just forgets the
+// pages: a later read, e.g. an embedding lookup, faults them back from the file).
+void release_source_pages(const Model& model, const TensorView& w) {
+  const GgufFile* gguf = model.gguf();
+  if (gguf == nullptr || gguf->mapping() == nullptr || w.data == nullptr) return;
+  const auto* begin = static_cast<const uint8_t*>(w.data);
+  const uint8_t* end = begin + static_cast<size_t>(w.rows()) * w.row_stride();
+  const uint8_t* map_begin = gguf->mapping()->data();
+  if (map_begin == nullptr || begin < map_begin || end > map_begin + gguf->mapping()->size()) return;
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t last = reinterpret_cast<uintptr_t>(end) / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+// Runs fn(begin, end) over [0, n) on the pool when there is enough work, else inline.
+template <typename Fn>
+void for_tokens(ThreadPool& pool, int64_t n, int64_t min_parallel, Fn&& fn) {
+  if (n < min_parallel || pool.size() == 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  pool.parallel_for(n, [&](int, int64_t b, int64_t e) { fn(b, e); });
+}
+
+}  // namespace
+
 Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
     : model_(std::move(model)),
       opt_(options),
       pool_(options.n_threads > 0 ? options.n_threads : default_thread_count()) {
   const auto& c = config();
   MUSE_CHECK(opt_.n_ctx > 0 && opt_.n_seq > 0 && opt_.n_batch > 0, "invalid decoder options");
-  for (const auto& l : c.layers) rope_inv_freq_.push_back(rope_inv_freq(c, l));
-  const size_t cache = static_cast<size_t>(opt_.n_seq * opt_.n_ctx * c.kv_dim());
+  // Layers with the same rotary frequencies share one cos/sin table per chunk.
+  for (const auto& l : c.layers) {
+    std::vector<float> inv = rope_inv_freq(c, l);
+    auto same = std::find(rope_inv_freq_.begin(), rope_inv_freq_.end(), inv);
+    rope_table_of_layer_.push_back(same - rope_inv_freq_.begin());
+    if (same == rope_inv_freq_.end()) rope_inv_freq_.push_back(std::move(inv));
+  }
+  // Repack every matrix once for the GEMM kernels (types without a packed layout
+  // keep using the mapped tensor).
+  const k::KernelTable& kt = k::best_kernels();
+  const auto& W = model_->weights();
+  std::vector<const TensorView*> packed;
+  auto prepare = [&](const TensorView& w) {
+    if (w.data == nullptr) return k::Linear();
+    k::Linear lin(w, kt, &pool_);
+    if (lin.packed()) {
+      packed.push_back(&w);
+      memory_.packed_weights += lin.packed_bytes();
+    } else {
+      memory_.mapped_weights += static_cast<size_t>(w.rows()) * w.row_stride();
+    }
+    return lin;
+  };
+  auto release = [&] {
+    for (const TensorView* w : packed) release_source_pages(*model_, *w);
+    packed.clear();
+  };
+  for (const auto& L : W.layers) {
+    LayerLinears lin;
+    lin.wq = prepare(L.wq);
+    lin.wk = prepare(L.wk);
+    lin.wv = prepare(L.wv);
+    lin.attn_gate = prepare(L.attn_gate);
+    lin.wo = prepare(L.wo);
+    lin.ffn_gate = prepare(L.ffn_gate);
+    lin.ffn_up = prepare(L.ffn_up);
+    lin.ffn_down = prepare(L.ffn_down);
+    linears_.push_back(std::move(lin));
+    release();
+  }
+  output_ = prepare(W.output);
+  release();
+
+  // KV cache: per layer, sequence and kv head, keys in 16-position transposed
+  // blocks and values row by row (kernels/attention.h).
+  n_ctx_alloc_ = (opt_.n_ctx + 15) / 16 * 16;
+  const size_t cache =
+      static_cast<size_t>(opt_.n_seq * c.n_head_kv * n_ctx_alloc_ * c.head_dim);
   k_cache_.assign(static_cast<size_t>(c.n_layer), std::vector<float>(cache));
   v_cache_.assign(static_cast<size_t>(c.n_layer), std::vector<float>(cache));
   seq_len_.assign(static_cast<size_t>(opt_.n_seq), 0);
@@ -33,8 +114,27 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
   k_.resize(nb * c.kv_dim());
   v_.resize(nb * c.kv_dim());
   ffn_a_.resize(nb * c.n_ff);
-  ffn_b_.resize(nb * c.n_ff);
-  scores_.resize(static_cast<size_t>(pool_.size()) * static_cast<size_t>(opt_.n_ctx));
+  const size_t half = static_cast<size_t>(c.rope_dim / 2);
+  rope_cos_.resize(rope_inv_freq_.size() * nb * half);
+  rope_sin_.resize(rope_cos_.size());
+  attn_rows_.reserve(nb * static_cast<size_t>(c.n_head));
+  attn_cost_.reserve(nb * static_cast<size_t>(c.n_head_kv) + 1);
+  logits_.reserve(static_cast<size_t>(c.n_vocab));
+  const int64_t widest = std::max({c.n_embd, c.n_ff, c.q_dim()});
+
+  // Everything else the forward pass uses is allocated here too.
+  memory_.kv_cache = 2 * static_cast<size_t>(c.n_layer) * cache * sizeof(float);
+  const size_t floats = x_.size() + xn_.size() + proj_.size() + q_.size() + gate_.size() +
+                        attn_.size() + k_.size() + v_.size() + ffn_a_.size() + rope_cos_.size() +
+                        rope_sin_.size() + logits_.capacity();
+  memory_.scratch = floats * sizeof(float) + gemm_scratch_.reserve(opt_.n_batch, widest, pool_.size()) +
+                    attn_rows_.capacity() * sizeof(k::AttnRow) + attn_cost_.capacity() * 8;
+  // Non-matrix tensors (norms, biases) and the rows of the embedding table read
+  // per token stay in the mapping.
+  for (const auto& L : W.layers)
+    for (const TensorView* t : {&L.attn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm,
+                                &L.post_attn_norm, &L.ffn_norm, &L.post_ffn_norm})
+      memory_.mapped_weights += t->data != nullptr ? t->nbytes : 0;
 }
 
 void Decoder::clear(int32_t seq) {
@@ -47,8 +147,9 @@ int64_t Decoder::seq_length(int32_t seq) const {
   return seq_len_[static_cast<size_t>(seq)];
 }
 
-void Decoder::matmul(const TensorView& w, const float* x, int64_t n, float* y) {
-  k::matmul(w, x, n, y, pool_, mm_scratch_);
+void Decoder::linear(const k::Linear& w, const float* x, int64_t n, float* y) {
+  const k::LinearOut out{&w, y, 0};
+  k::linear(std::span<const k::LinearOut>(&out, 1), x, w.cols(), n, pool_, gemm_scratch_);
 }
 
 std::span<const float> Decoder::forward(std::span<const BatchItem> items) {
@@ -78,82 +179,111 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
   const auto& W = model_->weights();
   const int64_t n = static_cast<int64_t>(items.size());
   const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), HD = c.head_dim;
+  const int64_t half = c.rope_dim / 2;
+  const bool interleaved = c.rope_layout == RopeLayout::Interleaved;
+  // Per-token row work is cheap; below this many tokens the pool is not woken.
+  constexpr int64_t kParallelTokens = 8;
 
-  for (int64_t i = 0; i < n; ++i) {
-    float* row = &x_[static_cast<size_t>(i * E)];
-    k::dequantize_row(W.tok_embd, items[static_cast<size_t>(i)].token, row);
-    if (c.embed_scale != 1.0f) k::scale_inplace(row, c.embed_scale, E);
-    if (c.embed_norm) k::rms_norm(row, nullptr, row, E, c.norm_eps);
-  }
+  for_tokens(pool_, n, kParallelTokens, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float* row = &x_[static_cast<size_t>(i * E)];
+      const BatchItem& it = items[static_cast<size_t>(i)];
+      k::dequantize_row(W.tok_embd, it.token, row);
+      if (c.embed_scale != 1.0f) k::scale_inplace(row, c.embed_scale, E);
+      if (c.embed_norm) k::rms_norm(row, nullptr, row, E, c.norm_eps);
+      // Rotary angles of this token, once per distinct frequency table.
+      for (size_t t = 0; t < rope_inv_freq_.size(); ++t) {
+        const size_t off = (t * static_cast<size_t>(opt_.n_batch) + static_cast<size_t>(i)) *
+                           static_cast<size_t>(half);
+        k::rope_cos_sin(static_cast<float>(it.pos), rope_inv_freq_[t].data(), half,
+                        &rope_cos_[off], &rope_sin_[off]);
+      }
+    }
+  });
 
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const auto& L = W.layers[static_cast<size_t>(l)];
     const auto& LC = c.layers[static_cast<size_t>(l)];
+    const LayerLinears& LL = linears_[static_cast<size_t>(l)];
     const float* an = static_cast<const float*>(L.attn_norm.data);
-    for (int64_t i = 0; i < n; ++i)
-      k::rms_norm(&x_[i * E], an, &xn_[i * E], E, c.norm_eps);
-    matmul(L.wq, xn_.data(), n, q_.data());
-    matmul(L.wk, xn_.data(), n, k_.data());
-    matmul(L.wv, xn_.data(), n, v_.data());
-    if (c.attn_output_gate) matmul(L.attn_gate, xn_.data(), n, gate_.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* q = &q_[i * QD];
-      float* kk = &k_[i * KD];
-      if (c.qkv_bias) {
-        k::add_inplace(q, static_cast<const float*>(L.bq.data), QD);
-        k::add_inplace(kk, static_cast<const float*>(L.bk.data), KD);
-        k::add_inplace(&v_[i * KD], static_cast<const float*>(L.bv.data), KD);
-      }
-      const float* qn = c.qk_norm ? static_cast<const float*>(L.q_norm.data) : nullptr;
-      const float* kn = c.qk_norm ? static_cast<const float*>(L.k_norm.data) : nullptr;
-      const float pos = static_cast<float>(items[static_cast<size_t>(i)].pos);
-      const bool interleaved = c.rope_layout == RopeLayout::Interleaved;
-      for (int64_t h = 0; h < c.n_head; ++h) {
-        float* qh = q + h * HD;
-        if (c.qk_norm) k::rms_norm(qh, qn, qh, HD, c.norm_eps);
-        if (c.qk_norm_unweighted) {
-          k::rms_norm(qh, nullptr, qh, HD, c.norm_eps);
-          k::scale_inplace(qh, c.qk_norm_scale, HD);
-        }
-        if (LC.use_rope) k::rope_inplace(qh, c.rope_dim, pos, rope_inv_freq_[l].data(), interleaved);
-      }
-      for (int64_t h = 0; h < c.n_head_kv; ++h) {
-        float* kh = kk + h * HD;
-        if (c.qk_norm) k::rms_norm(kh, kn, kh, HD, c.norm_eps);
-        if (c.qk_norm_unweighted) k::rms_norm(kh, nullptr, kh, HD, c.norm_eps);
-        if (LC.use_rope) k::rope_inplace(kh, c.rope_dim, pos, rope_inv_freq_[l].data(), interleaved);
-      }
-      // Append to the cache.
-      const auto& it = items[static_cast<size_t>(i)];
-      const size_t off = static_cast<size_t>((it.seq * opt_.n_ctx + it.pos) * KD);
-      std::copy(kk, kk + KD, &k_cache_[static_cast<size_t>(l)][off]);
-      std::copy(&v_[i * KD], &v_[i * KD] + KD, &v_cache_[static_cast<size_t>(l)][off]);
+    for_tokens(pool_, n, kParallelTokens, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) k::rms_norm(&x_[i * E], an, &xn_[i * E], E, c.norm_eps);
+    });
+    {
+      const k::LinearOut qkv[] = {{&LL.wq, q_.data(), 0},
+                                  {&LL.wk, k_.data(), 0},
+                                  {&LL.wv, v_.data(), 0},
+                                  {&LL.attn_gate, gate_.data(), 0}};
+      k::linear(std::span<const k::LinearOut>(qkv, c.attn_output_gate ? 4 : 3), xn_.data(), E, n,
+                pool_, gemm_scratch_);
     }
+    const size_t rope_table = static_cast<size_t>(rope_table_of_layer_[static_cast<size_t>(l)]);
+    for_tokens(pool_, n, kParallelTokens, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float* q = &q_[i * QD];
+        float* kk = &k_[i * KD];
+        float* vv = &v_[i * KD];
+        if (c.qkv_bias) {
+          k::add_inplace(q, static_cast<const float*>(L.bq.data), QD);
+          k::add_inplace(kk, static_cast<const float*>(L.bk.data), KD);
+          k::add_inplace(vv, static_cast<const float*>(L.bv.data), KD);
+        }
+        const float* qn = c.qk_norm ? static_cast<const float*>(L.q_norm.data) : nullptr;
+        const float* kn = c.qk_norm ? static_cast<const float*>(L.k_norm.data) : nullptr;
+        const size_t off = (rope_table * static_cast<size_t>(opt_.n_batch) + static_cast<size_t>(i)) *
+                           static_cast<size_t>(half);
+        const float* cs = &rope_cos_[off];
+        const float* sn = &rope_sin_[off];
+        for (int64_t h = 0; h < c.n_head; ++h) {
+          float* qh = q + h * HD;
+          if (c.qk_norm) k::rms_norm(qh, qn, qh, HD, c.norm_eps);
+          if (c.qk_norm_unweighted) {
+            k::rms_norm(qh, nullptr, qh, HD, c.norm_eps);
+            k::scale_inplace(qh, c.qk_norm_scale, HD);
+          }
+          if (LC.use_rope) k::rope_apply(qh, c.rope_dim, cs, sn, interleaved);
+        }
+        const auto& it = items[static_cast<size_t>(i)];
+        for (int64_t h = 0; h < c.n_head_kv; ++h) {
+          float* kh = kk + h * HD;
+          if (c.qk_norm) k::rms_norm(kh, kn, kh, HD, c.norm_eps);
+          if (c.qk_norm_unweighted) k::rms_norm(kh, nullptr, kh, HD, c.norm_eps);
+          if (LC.use_rope) k::rope_apply(kh, c.rope_dim, cs, sn, interleaved);
+          // Append to the cache.
+          float* kc = kv_base(k_cache_, l, it.seq, h);
+          k::attention_store_key(kc, HD, it.pos, kh);
+          float* vc = kv_base(v_cache_, l, it.seq, h) + static_cast<int64_t>(it.pos) * HD;
+          std::copy(vv + h * HD, vv + (h + 1) * HD, vc);
+        }
+      }
+    });
     attention(l, items);
     if (c.attn_output_gate) k::sigmoid_mul_inplace(attn_.data(), gate_.data(), n * QD);
-    matmul(L.wo, attn_.data(), n, proj_.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* p = &proj_[i * E];
-      if (c.post_attn_norm)
-        k::rms_norm(p, static_cast<const float*>(L.post_attn_norm.data), p, E, c.post_norm_eps);
-      k::add_inplace(&x_[i * E], p, E);
-      k::rms_norm(&x_[i * E], static_cast<const float*>(L.ffn_norm.data), &xn_[i * E], E,
-                  c.norm_eps);
-    }
-    matmul(L.ffn_gate, xn_.data(), n, ffn_a_.data());
-    matmul(L.ffn_up, xn_.data(), n, ffn_b_.data());
-    switch (c.ffn_act) {
-      case FfnActivation::Silu: k::silu_mul(ffn_a_.data(), ffn_b_.data(), ffn_a_.data(), n * c.n_ff); break;
-      case FfnActivation::GeluTanh: k::gelu_tanh_mul(ffn_a_.data(), ffn_b_.data(), ffn_a_.data(), n * c.n_ff); break;
-      case FfnActivation::GeluErf: k::gelu_erf_mul(ffn_a_.data(), ffn_b_.data(), ffn_a_.data(), n * c.n_ff); break;
-    }
-    matmul(L.ffn_down, ffn_a_.data(), n, proj_.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* p = &proj_[i * E];
-      if (c.post_ffn_norm)
-        k::rms_norm(p, static_cast<const float*>(L.post_ffn_norm.data), p, E, c.post_norm_eps);
-      k::add_inplace(&x_[i * E], p, E);
-    }
+    linear(LL.wo, attn_.data(), n, proj_.data());
+    for_tokens(pool_, n, kParallelTokens, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float* p = &proj_[i * E];
+        if (c.post_attn_norm)
+          k::rms_norm(p, static_cast<const float*>(L.post_attn_norm.data), p, E, c.post_norm_eps);
+        k::add_inplace(&x_[i * E], p, E);
+        k::rms_norm(&x_[i * E], static_cast<const float*>(L.ffn_norm.data), &xn_[i * E], E,
+                    c.norm_eps);
+      }
+    });
+    const k::GluKind glu = c.ffn_act == FfnActivation::Silu       ? k::GluKind::Silu
+                           : c.ffn_act == FfnActivation::GeluTanh ? k::GluKind::GeluTanh
+                                                                  : k::GluKind::GeluErf;
+    k::linear_glu(LL.ffn_gate, LL.ffn_up, glu, xn_.data(), E, n, ffn_a_.data(), c.n_ff, pool_,
+                  gemm_scratch_);
+    linear(LL.ffn_down, ffn_a_.data(), n, proj_.data());
+    for_tokens(pool_, n, kParallelTokens, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float* p = &proj_[i * E];
+        if (c.post_ffn_norm)
+          k::rms_norm(p, static_cast<const float*>(L.post_ffn_norm.data), p, E, c.post_norm_eps);
+        k::add_inplace(&x_[i * E], p, E);
+      }
+    });
   }
   for (const auto& it : items) ++seq_len_[static_cast<size_t>(it.seq)];
 
@@ -169,42 +299,68 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
   const size_t base = logits_out.size();
   logits_out.resize(base + static_cast<size_t>(n_out * c.n_vocab));
   float* lg = logits_out.data() + base;
-  matmul(W.output, xn_.data(), n_out, lg);
+  linear(output_, xn_.data(), n_out, lg);
   if (c.logit_scale != 1.0f) k::scale_inplace(lg, c.logit_scale, n_out * c.n_vocab);
   if (c.final_logit_softcap > 0) k::softcap_inplace(lg, c.final_logit_softcap, n_out * c.n_vocab);
+}
+
+float* Decoder::kv_base(std::vector<std::vector<float>>& cache, int64_t layer, int64_t seq,
+                        int64_t kv_head) {
+  const auto& c = config();
+  return cache[static_cast<size_t>(layer)].data() +
+         ((seq * c.n_head_kv + kv_head) * n_ctx_alloc_) * c.head_dim;
 }
 
 void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
   const auto& c = config();
   const auto& LC = c.layers[static_cast<size_t>(layer)];
   const int64_t n = static_cast<int64_t>(items.size());
-  const int64_t QD = c.q_dim(), KD = c.kv_dim(), HD = c.head_dim;
+  const int64_t QD = c.q_dim(), HD = c.head_dim;
   const int64_t group = c.n_head / c.n_head_kv;
   const float scale = c.softmax_scale();
-  const float* kc = k_cache_[static_cast<size_t>(layer)].data();
-  const float* vc = v_cache_[static_cast<size_t>(layer)].data();
-  // q.k uses the run-time selected SIMD f32 dot product.
-  const kernels::VecDotFn dot_f32 = kernels::best_kernels().vec_dot_fn(DType::F32);
-  pool_.parallel_for(n * c.n_head, [&](int t, int64_t begin, int64_t end) {
-    float* scores = &scores_[static_cast<size_t>(t) * static_cast<size_t>(opt_.n_ctx)];
-    for (int64_t w = begin; w < end; ++w) {
-      const int64_t i = w / c.n_head, h = w % c.n_head, kvh = h / group;
+  // One job per (kv head, token): the query heads of that kv head, all seeing the
+  // same positions. Jobs are split over the threads by their cost (rows x positions).
+  const int64_t n_jobs = c.n_head_kv * n;
+  attn_rows_.resize(static_cast<size_t>(n_jobs * group));
+  attn_cost_.resize(static_cast<size_t>(n_jobs + 1));
+  attn_cost_[0] = 0;
+  for (int64_t h = 0; h < c.n_head_kv; ++h) {
+    for (int64_t i = 0; i < n; ++i) {
       const auto& it = items[static_cast<size_t>(i)];
-      const int64_t lo = LC.sliding ? std::max<int64_t>(0, it.pos - c.sliding_window + 1) : 0;
-      const int64_t hi = it.pos;  // inclusive
-      const float* q = &q_[i * QD + h * HD];
-      const float* kbase = kc + static_cast<size_t>(it.seq * opt_.n_ctx) * KD + kvh * HD;
-      const float* vbase = vc + static_cast<size_t>(it.seq * opt_.n_ctx) * KD + kvh * HD;
-      const int64_t m = hi - lo + 1;
-      for (int64_t p = 0; p < m; ++p) {
-        dot_f32(HD, &scores[p], kbase + (lo + p) * KD, q);
-        scores[p] *= scale;
+      const int32_t hi = it.pos;
+      const int32_t lo =
+          LC.sliding ? static_cast<int32_t>(std::max<int64_t>(0, it.pos - c.sliding_window + 1)) : 0;
+      const int64_t job = h * n + i;
+      for (int64_t g = 0; g < group; ++g) {
+        const int64_t head = h * group + g;
+        attn_rows_[static_cast<size_t>(job * group + g)] = {&q_[i * QD + head * HD],
+                                                            &attn_[i * QD + head * HD], lo, hi};
       }
-      k::softmax_inplace(scores, m);
-      float* out = &attn_[i * QD + h * HD];
-      std::fill(out, out + HD, 0.0f);
-      for (int64_t p = 0; p < m; ++p) k::axpy(scores[p], vbase + (lo + p) * KD, out, HD);
+      attn_cost_[static_cast<size_t>(job + 1)] = attn_cost_[static_cast<size_t>(job)] + (hi - lo + 16);
     }
+  }
+  const k::KernelTable& kt = k::best_kernels();
+  auto run = [&](int64_t j0, int64_t j1) {
+    for (int64_t job = j0; job < j1; ++job) {
+      const int64_t h = job / n, i = job % n;
+      const auto& it = items[static_cast<size_t>(i)];
+      const k::AttnKv kv{kv_base(k_cache_, layer, it.seq, h), kv_base(v_cache_, layer, it.seq, h), HD};
+      k::attention(kt, kv, &attn_rows_[static_cast<size_t>(job * group)], static_cast<int>(group),
+                   scale);
+    }
+  };
+  const int64_t total = attn_cost_.back();
+  if (pool_.size() == 1 || total * group * HD < 64 * 1024) {
+    run(0, n_jobs);
+    return;
+  }
+  pool_.run_on_all([&](int t) {
+    const int n_threads = pool_.size();
+    const int64_t c0 = total * t / n_threads, c1 = total * (t + 1) / n_threads;
+    // First job whose cost range starts at or after c0 (and likewise for c1).
+    const int64_t j0 = std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c0) - attn_cost_.begin();
+    const int64_t j1 = std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c1) - attn_cost_.begin();
+    run(j0, t + 1 == n_threads ? n_jobs : j1);
   });
 }
 

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
+#include "kernels/gemm.h"
 #include "model/model.h"
 
 namespace muse {
@@ -27,6 +29,15 @@ struct BatchItem {
   bool logits = false;  // return logits for this item
 };
 
+// What a Decoder holds in memory, in bytes (all allocated by its constructor).
+struct DecoderMemory {
+  size_t packed_weights = 0;  // matrices repacked for the GEMM kernels
+  size_t mapped_weights = 0;  // tensors still read from the model file mapping
+  size_t kv_cache = 0;
+  size_t scratch = 0;  // activations, GEMM buffers, logits of one chunk
+  size_t total() const { return packed_weights + mapped_weights + kv_cache + scratch; }
+};
+
 class Decoder {
  public:
   Decoder(std::shared_ptr<const Model> model, DecoderOptions options);
@@ -43,22 +54,41 @@ class Decoder {
   const Model& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }
   ThreadPool& pool() { return pool_; }
+  DecoderMemory memory() const { return memory_; }
 
  private:
   void forward_chunk(std::span<const BatchItem> items, std::vector<float>& logits_out);
   void attention(int64_t layer, std::span<const BatchItem> items);
-  void matmul(const TensorView& w, const float* x, int64_t n, float* y);
+  void linear(const kernels::Linear& w, const float* x, int64_t n, float* y);
+  // Start of one (layer, sequence, kv head) slice of a KV cache.
+  float* kv_base(std::vector<std::vector<float>>& cache, int64_t layer, int64_t seq,
+                 int64_t kv_head);
+
+  // The matrices of one layer, repacked for the GEMM kernels where possible.
+  struct LayerLinears {
+    kernels::Linear wq, wk, wv, attn_gate, wo, ffn_gate, ffn_up, ffn_down;
+  };
 
   std::shared_ptr<const Model> model_;
   DecoderOptions opt_;
   ThreadPool pool_;
-  std::vector<std::vector<float>> rope_inv_freq_;  // per layer
-  // KV cache: per layer, [n_seq][n_ctx][kv_dim] for keys and for values.
+  std::vector<LayerLinears> linears_;
+  kernels::Linear output_;
+  kernels::GemmScratch gemm_scratch_;
+  std::vector<std::vector<float>> rope_inv_freq_;  // distinct frequency tables
+  std::vector<int64_t> rope_table_of_layer_;       // index into rope_inv_freq_
+  // KV cache: per layer, [n_seq][n_head_kv][n_ctx_alloc_][head_dim] for values
+  // and the same size for keys in 16-position transposed blocks
+  // (kernels/attention.h); n_ctx_alloc_ is n_ctx rounded up to 16.
+  int64_t n_ctx_alloc_ = 0;
   std::vector<std::vector<float>> k_cache_, v_cache_;
   std::vector<int64_t> seq_len_;
   // Scratch, sized once for n_batch tokens.
-  std::vector<float> x_, xn_, q_, k_, v_, gate_, attn_, proj_, ffn_a_, ffn_b_, scores_;
-  std::vector<uint8_t> mm_scratch_;
+  std::vector<float> x_, xn_, q_, k_, v_, gate_, attn_, proj_, ffn_a_;
+  std::vector<float> rope_cos_, rope_sin_;  // [table][n_batch][rope_dim / 2]
+  std::vector<kernels::AttnRow> attn_rows_;
+  std::vector<int64_t> attn_cost_;
+  DecoderMemory memory_;
   std::vector<float> logits_;
 };
 

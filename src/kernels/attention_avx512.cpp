@@ -1,0 +1,160 @@
+// AVX-512 flash-style attention (layout and contract in attention.h).
+//
+// A tile of up to 8 query rows walks the cache in blocks of 64 positions:
+// scores of 16 positions per zmm from the block-transposed keys (one FMA per
+// dimension, each key vector shared by every row of the tile), an online
+// softmax update per row, then the probabilities times the value rows with
+// the output accumulators of 32 dimensions x all rows in registers.
+//
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_*
+// placeholders once inlined (GCC bug 105593); the warnings are not about this code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <array>
+#include <utility>
+
+#include "kernels/attention.h"
+#include "kernels/kernel_table.h"
+#include "kernels/simd_avx512.h"
+
+namespace muse::kernels {
+namespace {
+
+#define MUSE_UNROLL _Pragma("GCC unroll 16")
+
+constexpr int kMaxRows = 8;
+constexpr int kBlock = 64;     // positions per softmax update
+constexpr int kMaxDim = 256;
+
+template <int R>
+void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
+  const int64_t hd = kv.head_dim;
+  alignas(64) float o[R][kMaxDim];
+  alignas(64) float s[R][kBlock];
+  float m[R], l[R], corr[R];
+  int32_t lo = rows[0].lo, hi = rows[0].hi;
+  MUSE_UNROLL for (int r = 0; r < R; ++r) {
+    m[r] = -__builtin_inff();
+    l[r] = 0.0f;
+    lo = rows[r].lo < lo ? rows[r].lo : lo;
+    hi = rows[r].hi > hi ? rows[r].hi : hi;
+    for (int64_t d = 0; d < hd; d += 16) _mm512_store_ps(&o[r][d], _mm512_setzero_ps());
+  }
+  const __m512 vscale = _mm512_set1_ps(scale);
+  const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int32_t p0 = lo & ~15; p0 <= hi; p0 += kBlock) {
+    const int32_t p1 = p0 + kBlock - 1 < hi ? p0 + kBlock : hi + 1;  // exclusive
+    const int n_sub = (p1 - p0 + 15) / 16;
+    // Scores, 16 positions at a time; two accumulators per row hide the FMA
+    // latency when the tile is small.
+    for (int sub = 0; sub < n_sub; ++sub) {
+      const float* kb = kv.k + (p0 / 16 + sub) * hd * 16;
+      __m512 a0[R], a1[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+      for (int64_t d = 0; d < hd; d += 2) {
+        const __m512 k0 = _mm512_loadu_ps(kb + d * 16);
+        const __m512 k1 = _mm512_loadu_ps(kb + (d + 1) * 16);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) {
+          a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(rows[r].q[d]), k0, a0[r]);
+          a1[r] = _mm512_fmadd_ps(_mm512_set1_ps(rows[r].q[d + 1]), k1, a1[r]);
+        }
+      }
+      const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(p0 + 16 * sub), lane);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        const __mmask16 visible =
+            _mm512_cmp_epi32_mask(pos, _mm512_set1_epi32(rows[r].lo), _MM_CMPINT_NLT) &
+            _mm512_cmp_epi32_mask(pos, _mm512_set1_epi32(rows[r].hi), _MM_CMPINT_LE);
+        const __m512 v = _mm512_mul_ps(_mm512_add_ps(a0[r], a1[r]), vscale);
+        _mm512_store_ps(&s[r][16 * sub], _mm512_mask_blend_ps(visible, neg_inf, v));
+      }
+    }
+    // Online softmax: rescale what was accumulated by exp(old max - new max).
+    MUSE_UNROLL for (int r = 0; r < R; ++r) {
+      __m512 mx = _mm512_load_ps(&s[r][0]);
+      for (int sub = 1; sub < n_sub; ++sub) mx = _mm512_max_ps(mx, _mm512_load_ps(&s[r][16 * sub]));
+      const float block_max = _mm512_reduce_max_ps(mx);
+      const float new_max = block_max > m[r] ? block_max : m[r];
+      if (new_max == -__builtin_inff()) {  // nothing visible yet: all weights 0
+        corr[r] = 1.0f;
+        for (int sub = 0; sub < n_sub; ++sub) _mm512_store_ps(&s[r][16 * sub], _mm512_setzero_ps());
+        continue;
+      }
+      const __m512 vmax = _mm512_set1_ps(new_max);
+      __m512 sum = _mm512_setzero_ps();
+      for (int sub = 0; sub < n_sub; ++sub) {
+        const __m512 e = avx512::exp(_mm512_sub_ps(_mm512_load_ps(&s[r][16 * sub]), vmax));
+        _mm512_store_ps(&s[r][16 * sub], e);
+        sum = _mm512_add_ps(sum, e);
+      }
+      corr[r] = _mm512_cvtss_f32(avx512::exp(_mm512_set1_ps(m[r] - new_max)));
+      l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(sum);
+      m[r] = new_max;
+    }
+    // out = out * corr + p V, 32 dimensions at a time for all rows.
+    const int n_pos = p1 - p0;
+    for (int64_t d = 0; d < hd; d += 32) {
+      const bool two = d + 16 < hd;
+      __m512 o0[R], o1[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        const __m512 c = _mm512_set1_ps(corr[r]);
+        o0[r] = _mm512_mul_ps(_mm512_load_ps(&o[r][d]), c);
+        o1[r] = two ? _mm512_mul_ps(_mm512_load_ps(&o[r][d + 16]), c) : _mm512_setzero_ps();
+      }
+      const float* vrow = kv.v + static_cast<int64_t>(p0) * hd + d;
+      if (two) {
+        for (int j = 0; j < n_pos; ++j, vrow += hd) {
+          const __m512 v0 = _mm512_loadu_ps(vrow), v1 = _mm512_loadu_ps(vrow + 16);
+          MUSE_UNROLL for (int r = 0; r < R; ++r) {
+            const __m512 pj = _mm512_set1_ps(s[r][j]);
+            o0[r] = _mm512_fmadd_ps(pj, v0, o0[r]);
+            o1[r] = _mm512_fmadd_ps(pj, v1, o1[r]);
+          }
+        }
+      } else {
+        for (int j = 0; j < n_pos; ++j, vrow += hd) {
+          const __m512 v0 = _mm512_loadu_ps(vrow);
+          MUSE_UNROLL for (int r = 0; r < R; ++r)
+            o0[r] = _mm512_fmadd_ps(_mm512_set1_ps(s[r][j]), v0, o0[r]);
+        }
+      }
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        _mm512_store_ps(&o[r][d], o0[r]);
+        if (two) _mm512_store_ps(&o[r][d + 16], o1[r]);
+      }
+    }
+  }
+  MUSE_UNROLL for (int r = 0; r < R; ++r) {
+    const __m512 inv = _mm512_set1_ps(l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
+    for (int64_t d = 0; d < hd; d += 16)
+      _mm512_storeu_ps(rows[r].out + d, _mm512_mul_ps(_mm512_load_ps(&o[r][d]), inv));
+  }
+}
+
+using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
+
+template <int... I>
+constexpr std::array<TileFn, sizeof...(I)> tiles(std::integer_sequence<int, I...>) {
+  return {&tile<I + 1>...};
+}
+
+void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
+  static constexpr auto kTiles = tiles(std::make_integer_sequence<int, kMaxRows>());
+  // Even tiles (7 rows run as one tile, 9 as 5 + 4).
+  const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
+  for (int i = 0; i < n_tiles; ++i) {
+    const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
+    kTiles[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
+  }
+}
+
+}  // namespace
+
+void register_attention_avx512(KernelTable& t) { t.ops.attention = attention; }
+
+}  // namespace muse::kernels

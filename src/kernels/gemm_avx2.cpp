@@ -1,0 +1,406 @@
+// AVX2 + FMA + F16C kernels for the packed GEMM (layouts in gemm.h).
+//
+// A 256-bit register holds 8 rows, so a 16-row group is two halves (bytes 0-31
+// and 32-63 of every 64-byte quad); a tile is one half x T tokens. Without VNNI
+// the integer products go through maddubs (u8 x s8 -> pairs summed in int16):
+// the small unsigned quants (Q4: 0..15, Q5: 0..31) let several quads add up in
+// int16 before one madd widens them to int32; Q8_0's full-range bytes take the
+// sign trick (|w| x a with w's sign moved onto a) and widen every quad. Block
+// scales, offsets and sub-block scales are applied as in the AVX-512 kernels.
+#include <immintrin.h>
+
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "kernels/gemm_layout.h"
+#include "kernels/kernel_table.h"
+
+namespace muse::kernels {
+namespace {
+
+using namespace gemm_layout;
+
+#define MUSE_UNROLL _Pragma("GCC unroll 16")
+
+struct Tile {
+  const uint8_t* w;  // the row group
+  int half;          // rows 0-7 or 8-15
+  GemmActs acts;     // at the tile's first token
+  float* y;          // output of the first token, first row of the half
+  int64_t ldy;
+  int rows;  // rows of this half to store (8, or fewer in the last group)
+};
+
+inline __m256i bcast32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+inline __m256i load256(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline __m256 load_f16x8(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256i widen_pairs(__m256i pairs16) {  // int16 pairs -> int32 sums
+  return _mm256_madd_epi16(pairs16, _mm256_set1_epi16(1));
+}
+
+inline void store_rows(float* y, __m256 v, int rows) {
+  if (rows == 8) {
+    _mm256_storeu_ps(y, v);
+    return;
+  }
+  alignas(32) float tmp[8];
+  _mm256_store_ps(tmp, v);
+  for (int r = 0; r < rows; ++r) y[r] = tmp[r];
+}
+
+// ---- float weights -------------------------------------------------------------------
+
+struct WF32 {
+  static __m256 load(const uint8_t* w, int64_t k, int half) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + k * 16 + half * 8);
+  }
+};
+struct WF16 {
+  static __m256 load(const uint8_t* w, int64_t k, int half) {
+    return load_f16x8(w + k * 32 + half * 16);
+  }
+};
+struct WBF16 {
+  static __m256 load(const uint8_t* w, int64_t k, int half) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * 32 + half * 16));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+
+template <typename W>
+struct FloatKernel {
+  static constexpr int kMaxTokens = 6;
+  template <int T>
+  static void tile(const Tile& c) {
+    constexpr int U = T >= 4 ? 1 : (T == 1 ? 4 : 2);
+    const int64_t k = c.acts.k;
+    const float* x[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) x[t] = c.acts.x + t * k;
+    __m256 acc[U][T];
+    MUSE_UNROLL for (int u = 0; u < U; ++u)
+      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[u][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + U <= k; i += U) {
+      MUSE_UNROLL for (int u = 0; u < U; ++u) {
+        const __m256 w = W::load(c.w, i + u, c.half);
+        MUSE_UNROLL for (int t = 0; t < T; ++t)
+          acc[u][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i + u), acc[u][t]);
+      }
+    }
+    for (; i < k; ++i) {
+      const __m256 w = W::load(c.w, i, c.half);
+      MUSE_UNROLL for (int t = 0; t < T; ++t)
+        acc[0][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i), acc[0][t]);
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) {
+      __m256 s = acc[0][t];
+      MUSE_UNROLL for (int u = 1; u < U; ++u) s = _mm256_add_ps(s, acc[u][t]);
+      store_rows(c.y + t * c.ldy, s, c.rows);
+    }
+  }
+};
+
+// ---- legacy 32-blocks ----------------------------------------------------------------
+
+// Finishes a block: isum (int32) -> acc += isum * dw * da.
+inline __m256 scale_block(__m256i isum, __m256 dw, float da, __m256 acc) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc);
+}
+inline __m256i offset_init(int32_t nsum, int shift) {
+  return _mm256_set1_epi32(nsum * (1 << shift));
+}
+
+struct Q4_0Kernel {
+  static constexpr int kMaxTokens = 4;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nb = k / 32;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* chunk = c.w + b * kQ4_0Chunk;
+      __m256i s16[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+      // Quads j (low nibbles) and j + 4 (high nibbles); 8 quads of |q a| <= 3810
+      // per int16 pair stay below 2^15.
+      MUSE_UNROLL for (int j = 0; j < 4; ++j) {
+        const __m256i p = load256(chunk + 32 + 64 * j + 32 * c.half);
+        const __m256i lo = _mm256_and_si256(p, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const int8_t* a = c.acts.qs + t * k + 32 * b;
+          s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, bcast32(a + 4 * j)));
+          s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, bcast32(a + 16 + 4 * j)));
+        }
+      }
+      const __m256 dw = load_f16x8(chunk + 16 * c.half);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256i isum =
+            _mm256_add_epi32(widen_pairs(s16[t]), offset_init(c.acts.nsum32[t * nb + b], 3));
+        acc[t] = scale_block(isum, dw, c.acts.d[t * nb + b], acc[t]);
+      }
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
+  }
+};
+
+struct Q5_0Kernel {
+  static constexpr int kMaxTokens = 4;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nb = k / 32;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    __m256 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* chunk = c.w + b * kQ5_0Chunk;
+      const __m256i plane = load256(chunk + kQ5_0Planes + 32 * c.half);
+      __m256i s32[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = offset_init(c.acts.nsum32[t * nb + b], 4);
+      // Quants up to 31: two quad pairs (4 quads) per int16 sum, then widen.
+      MUSE_UNROLL for (int jj = 0; jj < 4; jj += 2) {
+        __m256i s16[T];
+        MUSE_UNROLL for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+        MUSE_UNROLL for (int j = jj; j < jj + 2; ++j) {
+          const __m256i p = load256(chunk + 32 + 64 * j + 32 * c.half);
+          const __m256i lo = _mm256_or_si256(
+              _mm256_and_si256(p, low4), _mm256_and_si256(_mm256_slli_epi16(plane, 4 - j), bit4));
+          const __m256i hb = j == 0 ? plane : _mm256_srli_epi16(plane, j);
+          const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p, 4), low4),
+                                             _mm256_and_si256(hb, bit4));
+          MUSE_UNROLL for (int t = 0; t < T; ++t) {
+            const int8_t* a = c.acts.qs + t * k + 32 * b;
+            s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, bcast32(a + 4 * j)));
+            s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, bcast32(a + 16 + 4 * j)));
+          }
+        }
+        MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = _mm256_add_epi32(s32[t], widen_pairs(s16[t]));
+      }
+      const __m256 dw = load_f16x8(chunk + 16 * c.half);
+      MUSE_UNROLL for (int t = 0; t < T; ++t)
+        acc[t] = scale_block(s32[t], dw, c.acts.d[t * nb + b], acc[t]);
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
+  }
+};
+
+struct Q8_0Kernel {
+  static constexpr int kMaxTokens = 4;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nb = k / 32;
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    __m256 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* chunk = c.w + b * kQ8_0Chunk;
+      __m256i s32[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = _mm256_setzero_si256();
+      MUSE_UNROLL for (int j = 0; j < 8; ++j) {
+        const __m256i w = _mm256_xor_si256(load256(chunk + 32 + 64 * j + 32 * c.half), bias);
+        const __m256i aw = _mm256_sign_epi8(w, w);  // |w|
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const __m256i a = _mm256_sign_epi8(bcast32(c.acts.qs + t * k + 32 * b + 4 * j), w);
+          s32[t] = _mm256_add_epi32(s32[t], widen_pairs(_mm256_maddubs_epi16(aw, a)));
+        }
+      }
+      const __m256 dw = load_f16x8(chunk + 16 * c.half);
+      MUSE_UNROLL for (int t = 0; t < T; ++t)
+        acc[t] = scale_block(s32[t], dw, c.acts.d[t * nb + b], acc[t]);
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
+  }
+};
+
+// ---- k-quants --------------------------------------------------------------------------
+
+inline __m256i load_u8x8_epi32(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256i load_s8x8_epi32(const uint8_t* p) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+struct Q4KKernel {
+  static constexpr int kMaxTokens = 2;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* chunk = c.w + sb * kQ4_KChunk;
+      __m256i sumi[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+      for (int ch = 0; ch < 4; ++ch) {
+        __m256i lo[T], hi[T];
+        MUSE_UNROLL for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
+        const uint8_t* quads = chunk + kQ4_KQuants + ch * 8 * 64 + 32 * c.half;
+        const int8_t* a = c.acts.qs + sb * 256 + ch * 64;
+        MUSE_UNROLL for (int j = 0; j < 8; ++j) {
+          const __m256i p = load256(quads + 64 * j);
+          const __m256i ql = _mm256_and_si256(p, low4);
+          const __m256i qh = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
+          MUSE_UNROLL for (int t = 0; t < T; ++t) {
+            lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(ql, bcast32(a + t * k + 4 * j)));
+            hi[t] = _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(qh, bcast32(a + t * k + 32 + 4 * j)));
+          }
+        }
+        const __m256i sc_lo = load_u8x8_epi32(chunk + kQ4_KScales + (2 * ch) * 16 + 8 * c.half);
+        const __m256i sc_hi = load_u8x8_epi32(chunk + kQ4_KScales + (2 * ch + 1) * 16 + 8 * c.half);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(widen_pairs(lo[t]), sc_lo));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(widen_pairs(hi[t]), sc_hi));
+        }
+      }
+      const __m256 dw = load_f16x8(chunk + kQ4_KD + 16 * c.half);
+      const __m256 dmin = load_f16x8(chunk + kQ4_KDmin + 16 * c.half);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        __m256i summ = _mm256_setzero_si256();
+        const int16_t* sums = c.acts.sum32 + t * nb32 + sb * 8;
+        MUSE_UNROLL for (int p = 0; p < 4; ++p) {
+          int32_t pair;
+          std::memcpy(&pair, sums + 2 * p, 4);
+          summ = _mm256_add_epi32(summ, _mm256_madd_epi16(load256(chunk + kQ4_KMins + p * 64 + 32 * c.half),
+                                                          _mm256_set1_epi32(pair)));
+        }
+        const __m256 v = _mm256_fmsub_ps(dw, _mm256_cvtepi32_ps(sumi[t]),
+                                         _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ)));
+        acc[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(c.acts.d[t * nb32 + sb * 8]), acc[t]);
+      }
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
+  }
+};
+
+struct Q6KKernel {
+  static constexpr int kMaxTokens = 2;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32, nb16 = k / 16;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i bits45 = _mm256_set1_epi8(0x30);
+    __m256 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* chunk = c.w + sb * kQ6_KChunk;
+      __m256i sumi[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+      for (int p = 0; p < 8; ++p) {
+        const uint8_t* base = chunk + kQ6_KQuants + p * kQ6_KPairBytes + 32 * c.half;
+        const int8_t* a = c.acts.qs + sb * 256 + p * 32;
+        __m256i lo[T], hi[T];
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const int32_t* ns = c.acts.nsum16 + t * nb16 + sb * 16 + 2 * p;
+          lo[t] = offset_init(ns[0], 5);
+          hi[t] = offset_init(ns[1], 5);
+        }
+        // Quants up to 63: two quads per int16 sum.
+        MUSE_UNROLL for (int ii = 0; ii < 4; ii += 2) {
+          const __m256i plane = load256(base + 256 + (ii / 2) * 64);
+          __m256i l16[T], h16[T];
+          MUSE_UNROLL for (int t = 0; t < T; ++t) l16[t] = h16[t] = _mm256_setzero_si256();
+          MUSE_UNROLL for (int i = ii; i < ii + 2; ++i) {
+            const __m256i n = load256(base + 64 * i);
+            const __m256i hb_lo = i % 2 == 0 ? _mm256_slli_epi16(plane, 4) : _mm256_slli_epi16(plane, 2);
+            const __m256i hb_hi = i % 2 == 0 ? plane : _mm256_srli_epi16(plane, 2);
+            const __m256i ql = _mm256_or_si256(_mm256_and_si256(n, low4), _mm256_and_si256(hb_lo, bits45));
+            const __m256i qh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(n, 4), low4),
+                                               _mm256_and_si256(hb_hi, bits45));
+            MUSE_UNROLL for (int t = 0; t < T; ++t) {
+              l16[t] = _mm256_add_epi16(l16[t], _mm256_maddubs_epi16(ql, bcast32(a + t * k + 4 * i)));
+              h16[t] = _mm256_add_epi16(h16[t], _mm256_maddubs_epi16(qh, bcast32(a + t * k + 16 + 4 * i)));
+            }
+          }
+          MUSE_UNROLL for (int t = 0; t < T; ++t) {
+            lo[t] = _mm256_add_epi32(lo[t], widen_pairs(l16[t]));
+            hi[t] = _mm256_add_epi32(hi[t], widen_pairs(h16[t]));
+          }
+        }
+        const __m256i sc_lo = load_s8x8_epi32(chunk + kQ6_KScales + (2 * p) * 16 + 8 * c.half);
+        const __m256i sc_hi = load_s8x8_epi32(chunk + kQ6_KScales + (2 * p + 1) * 16 + 8 * c.half);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(lo[t], sc_lo));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(hi[t], sc_hi));
+        }
+      }
+      const __m256 dw = load_f16x8(chunk + 16 * c.half);
+      MUSE_UNROLL for (int t = 0; t < T; ++t)
+        acc[t] = scale_block(sumi[t], dw, c.acts.d[t * nb32 + sb * 8], acc[t]);
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
+  }
+};
+
+// ---- driver ------------------------------------------------------------------------------
+
+using TileFn = void (*)(const Tile&);
+
+template <typename K, int... I>
+constexpr std::array<TileFn, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
+  return {&K::template tile<I + 1>...};
+}
+
+GemmActs offset_acts(const GemmActs& a, int64_t t) {
+  GemmActs r = a;
+  const int64_t k = a.k;
+  if (a.x) r.x = a.x + t * k;
+  if (a.qs) {
+    r.qs = a.qs + t * k;
+    r.d = a.d + t * (k / 32);
+    r.nsum32 = a.nsum32 + t * (k / 32);
+    r.sum32 = a.sum32 + t * (k / 32);
+    r.nsum16 = a.nsum16 + t * (k / 16);
+  }
+  return r;
+}
+
+template <typename K>
+void gemm(const GemmArgs& a) {
+  static constexpr auto kTiles = tile_table<K>(std::make_integer_sequence<int, K::kMaxTokens>());
+  constexpr int64_t kMax = K::kMaxTokens;
+  const int64_t n_tiles = (a.n_tokens + kMax - 1) / kMax;
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const int valid = g + 1 == a.n_groups ? a.last_rows : 16;
+    Tile c;
+    c.w = a.w + g * a.group_bytes;
+    c.ldy = a.ldy;
+    for (int half = 0; half < 2 && 8 * half < valid; ++half) {
+      c.half = half;
+      c.rows = valid - 8 * half < 8 ? valid - 8 * half : 8;
+      for (int64_t i = 0; i < n_tiles; ++i) {
+        const int64_t t0 = a.n_tokens * i / n_tiles, t1 = a.n_tokens * (i + 1) / n_tiles;
+        c.acts = offset_acts(a.acts, t0);
+        c.y = a.y + t0 * a.ldy + g * kGemmGroupRows + 8 * half;
+        kTiles[static_cast<size_t>(t1 - t0 - 1)](c);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void register_gemm_avx2(KernelTable& t) {
+  t.gemm[static_cast<uint32_t>(DType::F32)] = gemm<FloatKernel<WF32>>;
+  t.gemm[static_cast<uint32_t>(DType::F16)] = gemm<FloatKernel<WF16>>;
+  t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm<FloatKernel<WBF16>>;
+  t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm<Q8_0Kernel>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm<Q4_0Kernel>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Q5_0Kernel>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<Q4KKernel>;
+  t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm<Q6KKernel>;
+}
+
+}  // namespace muse::kernels

@@ -1,0 +1,350 @@
+// AVX-512 (F/BW/VL/DQ + VNNI) kernels for the packed GEMM (layouts in gemm.h).
+//
+// One zmm holds 16 rows (one lane each). A tile is one row group x T tokens:
+// for the quantized types each block's integer dot products accumulate through
+// vpdpbusd (unsigned weight bytes x the token's 4 activation bytes broadcast to
+// every lane); the offset of the unsigned weights comes off through the block's
+// activation sum; the block (or sub-block) scales are applied once per block in
+// float. The float types do one FMA per column per token with the activation
+// broadcast. Every lane accumulates its own row, so nothing is reduced across
+// lanes.
+//
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_*
+// placeholders once inlined (GCC bug 105593); the warnings are not about this code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "kernels/gemm_layout.h"
+#include "kernels/kernel_table.h"
+
+namespace muse::kernels {
+namespace {
+
+using namespace gemm_layout;
+
+struct Tile {
+  const uint8_t* w;  // the row group
+  GemmActs acts;     // at the tile's first token
+  float* y;          // output of the tile's first token, first row of the group
+  int64_t ldy;
+  __mmask16 mask;  // rows to store
+};
+
+inline __m512i bcast32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+inline __m512 load_f16x16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
+
+#define MUSE_UNROLL _Pragma("GCC unroll 32")
+
+// ---- float weights ----------------------------------------------------------------
+
+struct WF32 {
+  static __m512 load(const uint8_t* w, int64_t k) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(w) + k * 16);
+  }
+};
+struct WF16 {
+  static __m512 load(const uint8_t* w, int64_t k) { return load_f16x16(w + k * 32); }
+};
+struct WBF16 {
+  static __m512 load(const uint8_t* w, int64_t k) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * 32));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+};
+
+// U independent accumulators per token hide the FMA latency when T is small.
+template <typename W>
+struct FloatKernel {
+  static constexpr int kMaxTokens = 16;
+  template <int T>
+  static void tile(const Tile& c) {
+    constexpr int U = T >= 4 ? 1 : (T == 1 ? 4 : 2);
+    const int64_t k = c.acts.k;
+    const float* x[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) x[t] = c.acts.x + t * k;
+    __m512 acc[U][T];
+    MUSE_UNROLL for (int u = 0; u < U; ++u)
+      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[u][t] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + U <= k; i += U) {
+      MUSE_UNROLL for (int u = 0; u < U; ++u) {
+        const __m512 w = W::load(c.w, i + u);
+        MUSE_UNROLL for (int t = 0; t < T; ++t)
+          acc[u][t] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][i + u]), acc[u][t]);
+      }
+    }
+    for (; i < k; ++i) {
+      const __m512 w = W::load(c.w, i);
+      MUSE_UNROLL for (int t = 0; t < T; ++t)
+        acc[0][t] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][i]), acc[0][t]);
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) {
+      __m512 s = acc[0][t];
+      MUSE_UNROLL for (int u = 1; u < U; ++u) s = _mm512_add_ps(s, acc[u][t]);
+      _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, s);
+    }
+  }
+};
+
+// ---- legacy 32-blocks -------------------------------------------------------------
+
+// Unsigned quants of quad j (0..7, columns 4j..4j+3) of a block, per format.
+struct Q8_0Format {
+  static constexpr size_t kChunk = kQ8_0Chunk;
+  static constexpr int kOffsetShift = 7;  // stored as q + 128
+  struct Block {
+    const uint8_t* chunk;
+    explicit Block(const uint8_t* c) : chunk(c) {}
+    __m512i quad(int j) const { return load512(chunk + 32 + 64 * j); }
+  };
+};
+
+struct Q4_0Format {
+  static constexpr size_t kChunk = kQ4_0Chunk;
+  static constexpr int kOffsetShift = 3;  // q + 8
+  struct Block {
+    __m512i packed[4];
+    explicit Block(const uint8_t* c) {
+      MUSE_UNROLL for (int j = 0; j < 4; ++j) packed[j] = load512(c + 32 + 64 * j);
+    }
+    __m512i quad(int j) const {
+      const __m512i low4 = _mm512_set1_epi8(0x0f);
+      return j < 4 ? _mm512_and_si512(packed[j], low4)
+                   : _mm512_and_si512(_mm512_srli_epi16(packed[j - 4], 4), low4);
+    }
+  };
+};
+
+struct Q5_0Format {
+  static constexpr size_t kChunk = kQ5_0Chunk;
+  static constexpr int kOffsetShift = 4;  // q + 16
+  struct Block {
+    Q4_0Format::Block nibbles;
+    __m512i plane;
+    explicit Block(const uint8_t* c) : nibbles(c), plane(load512(c + kQ5_0Planes)) {}
+    __m512i quad(int j) const {
+      // Bit j of each plane byte becomes 0x10.
+      const __m512i bit = j <= 4 ? _mm512_slli_epi16(plane, 4 - j) : _mm512_srli_epi16(plane, j - 4);
+      return _mm512_ternarylogic_epi32(nibbles.quad(j), bit, _mm512_set1_epi8(0x10), 0xf8);
+    }
+  };
+};
+
+template <typename F>
+struct Legacy32Kernel {
+  static constexpr int kMaxTokens = 12;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nb = k / 32;
+    __m512 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* chunk = c.w + b * F::kChunk;
+      const typename F::Block blk(chunk);
+      __m512i isum[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t)
+        isum[t] = _mm512_slli_epi32(_mm512_set1_epi32(c.acts.nsum32[t * nb + b]), F::kOffsetShift);
+      MUSE_UNROLL for (int j = 0; j < 8; ++j) {
+        const __m512i q = blk.quad(j);
+        MUSE_UNROLL for (int t = 0; t < T; ++t)
+          isum[t] = _mm512_dpbusd_epi32(isum[t], q, bcast32(c.acts.qs + t * k + 32 * b + 4 * j));
+      }
+      const __m512 dw = load_f16x16(chunk);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(c.acts.d[t * nb + b]));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), s, acc[t]);
+      }
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
+  }
+};
+
+// ---- k-quants -----------------------------------------------------------------------
+
+struct Q4KKernel {
+  static constexpr int kMaxTokens = 5;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32;
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* chunk = c.w + sb * kQ4_KChunk;
+      __m512i sumi[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
+      for (int ch = 0; ch < 4; ++ch) {
+        __m512i lo[T], hi[T];
+        MUSE_UNROLL for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
+        const uint8_t* quads = chunk + kQ4_KQuants + ch * 8 * 64;
+        const int8_t* a = c.acts.qs + sb * 256 + ch * 64;
+        MUSE_UNROLL for (int j = 0; j < 8; ++j) {
+          const __m512i p = load512(quads + 64 * j);
+          const __m512i ql = _mm512_and_si512(p, low4);
+          const __m512i qh = _mm512_and_si512(_mm512_srli_epi16(p, 4), low4);
+          MUSE_UNROLL for (int t = 0; t < T; ++t) {
+            lo[t] = _mm512_dpbusd_epi32(lo[t], ql, bcast32(a + t * k + 4 * j));
+            hi[t] = _mm512_dpbusd_epi32(hi[t], qh, bcast32(a + t * k + 32 + 4 * j));
+          }
+        }
+        const __m512i sc_lo = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk + kQ4_KScales + (2 * ch) * 16)));
+        const __m512i sc_hi = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+            reinterpret_cast<const __m128i*>(chunk + kQ4_KScales + (2 * ch + 1) * 16)));
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(lo[t], sc_lo));
+          sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(hi[t], sc_hi));
+        }
+      }
+      // Mins: sum over the 8 sub-blocks of min * activation sum, as int16 pairs.
+      const __m512 dw = load_f16x16(chunk + kQ4_KD);
+      const __m512 dmin = load_f16x16(chunk + kQ4_KDmin);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        __m512i summ = _mm512_setzero_si512();
+        const int16_t* sums = c.acts.sum32 + t * nb32 + sb * 8;
+        MUSE_UNROLL for (int p = 0; p < 4; ++p) {
+          int32_t pair;
+          std::memcpy(&pair, sums + 2 * p, 4);
+          summ = _mm512_dpwssd_epi32(summ, load512(chunk + kQ4_KMins + p * 64),
+                                     _mm512_set1_epi32(pair));
+        }
+        const __m512 v = _mm512_fmsub_ps(dw, _mm512_cvtepi32_ps(sumi[t]),
+                                         _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summ)));
+        acc[t] = _mm512_fmadd_ps(v, _mm512_set1_ps(c.acts.d[t * nb32 + sb * 8]), acc[t]);
+      }
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
+  }
+};
+
+struct Q6KKernel {
+  static constexpr int kMaxTokens = 5;
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32, nb16 = k / 16;
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i bits45 = _mm512_set1_epi8(0x30);
+    __m512 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* chunk = c.w + sb * kQ6_KChunk;
+      __m512i sumi[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
+      for (int p = 0; p < 8; ++p) {
+        const uint8_t* base = chunk + kQ6_KQuants + p * kQ6_KPairBytes;
+        __m512i lo[T], hi[T];
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          // Quants are stored as q + 32: start from -32 * (sum of the 16 activations).
+          const int32_t* ns = c.acts.nsum16 + t * nb16 + sb * 16 + 2 * p;
+          lo[t] = _mm512_slli_epi32(_mm512_set1_epi32(ns[0]), 5);
+          hi[t] = _mm512_slli_epi32(_mm512_set1_epi32(ns[1]), 5);
+        }
+        const int8_t* a = c.acts.qs + sb * 256 + p * 32;
+        const __m512i plane0 = load512(base + 256), plane1 = load512(base + 320);
+        MUSE_UNROLL for (int i = 0; i < 4; ++i) {
+          const __m512i n = load512(base + 64 * i);
+          const __m512i plane = i < 2 ? plane0 : plane1;
+          const __m512i hb_lo = i % 2 == 0 ? _mm512_slli_epi16(plane, 4) : _mm512_slli_epi16(plane, 2);
+          const __m512i hb_hi = i % 2 == 0 ? plane : _mm512_srli_epi16(plane, 2);
+          // (n & 0x0f) | (hb & 0x30), and the same for the high nibbles.
+          const __m512i ql = _mm512_ternarylogic_epi32(
+              _mm512_and_si512(n, low4), hb_lo, bits45, 0xf8);
+          const __m512i qh = _mm512_ternarylogic_epi32(
+              _mm512_and_si512(_mm512_srli_epi16(n, 4), low4), hb_hi, bits45, 0xf8);
+          MUSE_UNROLL for (int t = 0; t < T; ++t) {
+            lo[t] = _mm512_dpbusd_epi32(lo[t], ql, bcast32(a + t * k + 4 * i));
+            hi[t] = _mm512_dpbusd_epi32(hi[t], qh, bcast32(a + t * k + 16 + 4 * i));
+          }
+        }
+        const __m512i sc_lo = _mm512_cvtepi8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk + kQ6_KScales + (2 * p) * 16)));
+        const __m512i sc_hi = _mm512_cvtepi8_epi32(_mm_loadu_si128(
+            reinterpret_cast<const __m128i*>(chunk + kQ6_KScales + (2 * p + 1) * 16)));
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(lo[t], sc_lo));
+          sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(hi[t], sc_hi));
+        }
+      }
+      const __m512 dw = load_f16x16(chunk);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(c.acts.d[t * nb32 + sb * 8]));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), s, acc[t]);
+      }
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
+  }
+};
+
+// ---- driver: row groups x token tiles ---------------------------------------------
+
+using TileFn = void (*)(const Tile&);
+
+template <typename K, int... I>
+constexpr std::array<TileFn, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
+  return {&K::template tile<I + 1>...};
+}
+
+// Advances the activation pointers of `a` by `t` tokens.
+GemmActs offset_acts(const GemmActs& a, int64_t t) {
+  GemmActs r = a;
+  const int64_t k = a.k;
+  if (a.x) r.x = a.x + t * k;
+  if (a.qs) {
+    r.qs = a.qs + t * k;
+    r.d = a.d + t * (k / 32);
+    r.nsum32 = a.nsum32 + t * (k / 32);
+    r.sum32 = a.sum32 + t * (k / 32);
+    r.nsum16 = a.nsum16 + t * (k / 16);
+  }
+  return r;
+}
+
+template <typename K>
+void gemm(const GemmArgs& a) {
+  static constexpr auto kTiles = tile_table<K>(std::make_integer_sequence<int, K::kMaxTokens>());
+  constexpr int64_t kMax = K::kMaxTokens;
+  // Even tiles: 13 tokens with at most 12 per tile run as 7 + 6, not 12 + 1.
+  const int64_t n_tiles = (a.n_tokens + kMax - 1) / kMax;
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    Tile c;
+    c.w = a.w + g * a.group_bytes;
+    c.ldy = a.ldy;
+    c.mask = g + 1 == a.n_groups ? static_cast<__mmask16>((1u << a.last_rows) - 1u) : 0xffff;
+    for (int64_t i = 0; i < n_tiles; ++i) {
+      const int64_t t0 = a.n_tokens * i / n_tiles, t1 = a.n_tokens * (i + 1) / n_tiles;
+      c.acts = offset_acts(a.acts, t0);
+      c.y = a.y + t0 * a.ldy + g * kGemmGroupRows;
+      kTiles[static_cast<size_t>(t1 - t0 - 1)](c);
+    }
+  }
+}
+
+}  // namespace
+
+void register_gemm_avx512(KernelTable& t) {
+  t.gemm[static_cast<uint32_t>(DType::F32)] = gemm<FloatKernel<WF32>>;
+  t.gemm[static_cast<uint32_t>(DType::F16)] = gemm<FloatKernel<WF16>>;
+  t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm<FloatKernel<WBF16>>;
+  t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm<Legacy32Kernel<Q8_0Format>>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm<Legacy32Kernel<Q4_0Format>>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Legacy32Kernel<Q5_0Format>>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<Q4KKernel>;
+  t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm<Q6KKernel>;
+}
+
+}  // namespace muse::kernels

@@ -1,0 +1,66 @@
+// Kernel arguments and byte offsets of the packed GEMM layouts (described in
+// gemm.h), shared by the packer and every ISA's kernels. Plain data only: this
+// header is included by files built with different ISA flags, where an inline
+// function could be compiled with instructions older CPUs lack.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace muse::kernels {
+
+constexpr int kGemmGroupRows = 16;
+
+// Activations for the packed kernels, for tokens t = 0..n-1 (row strides in
+// elements: qs k, x k, d k/32, nsum32 k/32, sum32 k/32, nsum16 k/16).
+struct GemmActs {
+  const float* x;         // f32 rows (float weight types)
+  const int8_t* qs;       // int8 quants (quantized types)
+  const float* d;         // scale of each 32-column block
+  const int32_t* nsum32;  // minus the sum of each 32-block's quants
+  const int16_t* sum32;   // the same sums, positive, as int16
+  const int32_t* nsum16;  // minus the sum of each 16-column group's quants
+  int64_t k;                    // columns
+};
+
+// One kernel call: row groups [0, n_groups) of `w` (already offset to the first
+// group) times tokens [0, n_tokens) of `acts`; writes y[t * ldy + 16 g + lane]
+// for lane < 16, except lanes >= last_rows of the last group.
+struct GemmArgs {
+  const uint8_t* w;
+  size_t group_bytes;
+  int64_t n_groups;
+  int last_rows;
+  GemmActs acts;
+  int64_t n_tokens;
+  float* y;
+  int64_t ldy;
+};
+
+}  // namespace muse::kernels
+
+namespace muse::kernels::gemm_layout {
+
+// Legacy 32-column blocks, per row group: 16 f16 scales, then the quants.
+constexpr size_t kQ8_0Chunk = 32 + 8 * 64;   // 8 quads of 16 rows x 4 bytes
+constexpr size_t kQ4_0Chunk = 32 + 4 * 64;   // 4 quads of packed nibbles
+constexpr size_t kQ5_0Planes = kQ4_0Chunk;   // fifth-bit plane after the nibbles
+constexpr size_t kQ5_0Chunk = kQ5_0Planes + 64;
+
+// Q4_K super-block (256 columns), per row group.
+constexpr size_t kQ4_KD = 0;          // 16 f16
+constexpr size_t kQ4_KDmin = 32;      // 16 f16
+constexpr size_t kQ4_KScales = 64;    // [8 sub-blocks][16 rows] u8
+constexpr size_t kQ4_KMins = 192;     // [4 pairs][16 rows][2] int16
+constexpr size_t kQ4_KQuants = 448;   // [4 chunks][8 quads][16 rows][4] nibbles
+constexpr size_t kQ4_KChunk = kQ4_KQuants + 4 * 8 * 64;
+
+// Q6_K super-block, per row group.
+constexpr size_t kQ6_KScales = 32;    // after 16 f16 d: [16 sub-blocks][16 rows] int8
+constexpr size_t kQ6_KQuants = 288;   // 8 sub-block pairs of kQ6_KPairBytes
+constexpr size_t kQ6_KPairBytes = 4 * 64 + 2 * 64;  // 4 nibble quads + 2 high-bit planes
+constexpr size_t kQ6_KChunk = kQ6_KQuants + 8 * kQ6_KPairBytes;
+
+static_assert(kQ4_KChunk == 2496 && kQ6_KChunk == 3360);
+
+}  // namespace muse::kernels::gemm_layout

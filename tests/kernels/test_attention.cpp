@@ -1,0 +1,212 @@
+// The flash-style attention kernels (kernels/attention.h) against the scalar
+// reference (double-precision softmax over the full score row) on every ISA this
+// CPU runs: head sizes, tile sizes (1..9 rows), visible ranges that start and end
+// inside and across the 16- and 64-position blocks (causal and sliding windows),
+// empty ranges; plus a hand-computed case. Also the SIMD row ops (ops.h) against
+// their scalar versions, and the table-driven rotary embedding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/cpu_features.h"
+#include "kernels/kernel_table.h"
+#include "kernels/ops.h"
+
+namespace muse::kernels {
+namespace {
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon})
+    if (isa_supported(isa)) isas.push_back(isa);
+  return isas;
+}
+
+std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = normal(rng);
+  return v;
+}
+
+// A cache of n_ctx positions in the kernel layout, filled from row-major keys.
+struct Cache {
+  int64_t hd, n_ctx;
+  std::vector<float> k, v, keys;
+  Cache(int64_t head_dim, int64_t ctx, uint32_t seed) : hd(head_dim), n_ctx((ctx + 15) / 16 * 16) {
+    keys = random_values(static_cast<size_t>(n_ctx * hd), seed, 1.5f);
+    v = random_values(static_cast<size_t>(n_ctx * hd), seed + 1);
+    k.assign(keys.size(), std::numeric_limits<float>::quiet_NaN());  // unwritten slots
+    for (int64_t p = 0; p < ctx; ++p) attention_store_key(k.data(), hd, p, &keys[p * hd]);
+    for (auto& x : k)
+      if (std::isnan(x)) x = 1e30f;  // garbage past the end must stay masked
+  }
+  AttnKv view() const { return {k.data(), v.data(), hd}; }
+};
+
+TEST(Attention, StoreKeyLayout) {
+  std::vector<float> cache(2 * 16 * 4, 0.0f);
+  const float key[4] = {1, 2, 3, 4};
+  attention_store_key(cache.data(), 4, 17, key);  // block 1, lane 1
+  EXPECT_EQ(cache[64 + 0 * 16 + 1], 1.0f);
+  EXPECT_EQ(cache[64 + 3 * 16 + 1], 4.0f);
+}
+
+// Two positions, one row: weights softmax([1, 3] * 0.5) on values [2, 6].
+TEST(Attention, KnownValues) {
+  std::vector<float> k(16 * 2, 0.0f), v(16 * 2, 0.0f);
+  const float k0[2] = {1, 0}, k1[2] = {3, 0};
+  attention_store_key(k.data(), 2, 0, k0);
+  attention_store_key(k.data(), 2, 1, k1);
+  v[0] = 2;
+  v[2] = 6;
+  const float q[2] = {1, 5};
+  float out[2];
+  AttnRow row{q, out, 0, 1};
+  reference::attention({k.data(), v.data(), 2}, &row, 1, 0.5f);
+  const double w1 = std::exp(1.5) / (std::exp(0.5) + std::exp(1.5));
+  EXPECT_NEAR(out[0], 2 * (1 - w1) + 6 * w1, 1e-6);
+  EXPECT_NEAR(out[1], 0.0, 1e-7);
+}
+
+TEST(Attention, KernelsMatchReference) {
+  for (Isa isa : supported_isas()) {
+    const KernelTable& kt = kernels_for(isa);
+    for (int64_t hd : {16, 32, 64, 128}) {
+      const int64_t ctx = 300;
+      const Cache cache(hd, ctx, static_cast<uint32_t>(hd));
+      // Visible ranges: causal prefixes ending inside/at block edges, sliding
+      // windows, a single position, and empty.
+      const std::pair<int32_t, int32_t> ranges[] = {{0, 0},   {0, 15},  {0, 16},  {0, 63},
+                                                    {0, 64},  {0, 299}, {5, 40},  {17, 17},
+                                                    {70, 210}, {250, 299}, {9, 8}};
+      for (int n_rows = 1; n_rows <= 9; ++n_rows) {
+        const std::vector<float> q = random_values(static_cast<size_t>(n_rows * hd), 7 + n_rows);
+        for (size_t ri = 0; ri < std::size(ranges); ++ri) {
+          std::vector<float> out(static_cast<size_t>(n_rows * hd), -7.0f), ref(out.size());
+          std::vector<AttnRow> rows, ref_rows;
+          for (int r = 0; r < n_rows; ++r) {
+            // Rows of one tile may see different ranges (tokens of one sequence).
+            const auto [lo, hi] = ranges[(ri + static_cast<size_t>(r % 2)) % std::size(ranges)];
+            rows.push_back({&q[r * hd], &out[r * hd], lo, hi});
+            ref_rows.push_back({&q[r * hd], &ref[r * hd], lo, hi});
+          }
+          reference::attention(cache.view(), ref_rows.data(), n_rows, 0.125f);
+          attention(kt, cache.view(), rows.data(), n_rows, 0.125f);
+          for (size_t i = 0; i < out.size(); ++i)
+            ASSERT_NEAR(out[i], ref[i], 2e-5 * (1 + std::fabs(ref[i])))
+                << isa_name(isa) << " hd=" << hd << " rows=" << n_rows << " range#" << ri
+                << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// ---- row ops ----------------------------------------------------------------------
+
+TEST(RowOps, SimdMatchScalar) {
+  for (Isa isa : supported_isas()) {
+    const RowOps& ops = kernels_for(isa).ops;
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 100, 896}) {
+      const auto a = random_values(static_cast<size_t>(n), 1, 3.0f);
+      const auto b = random_values(static_cast<size_t>(n), 2);
+      const auto w = random_values(static_cast<size_t>(n), 3);
+      std::vector<float> y(a.size()), ref(a.size());
+      auto check = [&](const char* what, double tol) {
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_NEAR(y[i], ref[i], tol * (1 + std::fabs(ref[i])))
+              << what << " " << isa_name(isa) << " n=" << n << " i=" << i;
+      };
+      if (ops.silu_mul) {
+        ops.silu_mul(a.data(), b.data(), y.data(), n);
+        reference::silu_mul(a.data(), b.data(), ref.data(), n);
+        check("silu_mul", 1e-6);
+      }
+      if (ops.gelu_tanh_mul) {
+        ops.gelu_tanh_mul(a.data(), b.data(), y.data(), n);
+        reference::gelu_tanh_mul(a.data(), b.data(), ref.data(), n);
+        check("gelu_tanh_mul", 1e-6);
+      }
+      if (ops.rms_norm) {
+        for (const float* wp : {w.data(), static_cast<const float*>(nullptr)}) {
+          ops.rms_norm(a.data(), wp, y.data(), n, 1e-6f);
+          reference::rms_norm(a.data(), wp, ref.data(), n, 1e-6f);
+          check("rms_norm", 1e-6);
+        }
+      }
+      if (ops.add_inplace) {
+        y = a;
+        ref = a;
+        ops.add_inplace(y.data(), b.data(), n);
+        reference::add_inplace(ref.data(), b.data(), n);
+        check("add_inplace", 0);
+      }
+      if (ops.scale_inplace) {
+        y = a;
+        ref = a;
+        ops.scale_inplace(y.data(), 0.3f, n);
+        reference::scale_inplace(ref.data(), 0.3f, n);
+        check("scale_inplace", 0);
+      }
+      if (ops.axpy) {
+        y = b;
+        ref = b;
+        ops.axpy(0.7f, a.data(), y.data(), n);
+        reference::axpy(0.7f, a.data(), ref.data(), n);
+        check("axpy", 1e-7);
+      }
+      if (ops.max) {
+        EXPECT_EQ(ops.max(a.data(), n), reference::max_value(a.data(), n));
+      }
+      if (ops.exp_sum) {
+        y = a;
+        ref = a;
+        y[0] = ref[0] = -std::numeric_limits<float>::infinity();  // masked entry -> 0
+        const float mx = reference::max_value(a.data(), n);
+        const float s = ops.exp_sum(y.data(), n, mx);
+        const float rs = reference::exp_sum(ref.data(), n, mx);
+        check("exp_sum", 2e-7);
+        EXPECT_EQ(y[0], 0.0f);
+        EXPECT_NEAR(s, rs, 1e-6 * rs);
+      }
+    }
+  }
+}
+
+TEST(RowOps, SoftmaxHandlesMaskedRows) {
+  std::vector<float> x = {-INFINITY, 0.0f, std::log(3.0f)};
+  softmax_inplace(x.data(), 3);
+  EXPECT_EQ(x[0], 0.0f);
+  EXPECT_NEAR(x[1], 0.25f, 1e-6);
+  EXPECT_NEAR(x[2], 0.75f, 1e-6);
+  std::vector<float> masked(5, -INFINITY);
+  softmax_inplace(masked.data(), 5);
+  for (float v : masked) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(RowOps, RopeTableMatchesDirect) {
+  const int64_t dim = 64;
+  std::vector<float> inv(dim / 2);
+  for (int64_t i = 0; i < dim / 2; ++i) inv[i] = std::pow(10000.0f, -2.0f * i / dim);
+  for (bool interleaved : {false, true}) {
+    for (float pos : {0.0f, 1.0f, 517.0f, 4095.0f}) {
+      auto x = random_values(dim, 5);
+      auto y = x;
+      rope_inplace(x.data(), dim, pos, inv.data(), interleaved);
+      std::vector<float> c(dim / 2), s(dim / 2);
+      rope_cos_sin(pos, inv.data(), dim / 2, c.data(), s.data());
+      rope_apply(y.data(), dim, c.data(), s.data(), interleaved);
+      for (int64_t i = 0; i < dim; ++i) EXPECT_EQ(x[i], y[i]) << pos << " " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace muse::kernels
