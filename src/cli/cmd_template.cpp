@@ -30,7 +30,8 @@ std::string read_file(const std::string& path) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The template source: a plain file, tokenizer_config.json's chat_template
@@ -88,7 +89,8 @@ Runner add_template(CLI::App& app) {
                o->cases_path, ": expected an object with a \"cases\" object");
     std::optional<std::tm> now;
     if (cases.contains("strftime_now")) {
-      MUSE_CHECK(cases["strftime_now"].is_string(), o->cases_path, ": strftime_now must be a string");
+      MUSE_CHECK(cases["strftime_now"].is_string(), o->cases_path,
+                 ": strftime_now must be a string");
       now = text::date_from_iso(cases["strftime_now"].get<std::string>());
     }
     // A template that does not parse fails every case with the same error.

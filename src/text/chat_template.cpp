@@ -14,10 +14,13 @@ using jinja::Value;
 
 const char* const kWeekdays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                  "Thursday", "Friday", "Saturday"};
-const char* const kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
-                               "July",    "August",   "September", "October", "November", "December"};
+const char* const kMonths[] = {"January",   "February", "March",    "April",
+                               "May",       "June",     "July",     "August",
+                               "September", "October",  "November", "December"};
 
-bool is_leap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+bool is_leap(int year) {
+  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
 
 // Days since 1970-01-01 of a civil date (proleptic Gregorian).
 int64_t days_from_civil(int64_t y, int m, int d) {
@@ -114,44 +117,103 @@ std::string strftime_python(std::string_view format, const std::tm& t) {
     const int wday = ((t.tm_wday % 7) + 7) % 7;
     const int mon = ((t.tm_mon % 12) + 12) % 12;
     switch (format[j]) {
-      case 'a': out += std::string(kWeekdays[wday]).substr(0, 3); break;
-      case 'A': out += kWeekdays[wday]; break;
+      case 'a':
+        out += std::string(kWeekdays[wday]).substr(0, 3);
+        break;
+      case 'A':
+        out += kWeekdays[wday];
+        break;
       case 'b':
-      case 'h': out += std::string(kMonths[mon]).substr(0, 3); break;
-      case 'B': out += kMonths[mon]; break;
-      case 'd': num(t.tm_mday, 2, pad); break;
+      case 'h':
+        out += std::string(kMonths[mon]).substr(0, 3);
+        break;
+      case 'B':
+        out += kMonths[mon];
+        break;
+      case 'd':
+        num(t.tm_mday, 2, pad);
+        break;
       case 'e': {
         char buf[8];
         std::snprintf(buf, sizeof buf, pad ? "%2d" : "%d", t.tm_mday);
         out += buf;
         break;
       }
-      case 'H': num(t.tm_hour, 2, pad); break;
-      case 'I': num(hour12, 2, pad); break;
-      case 'j': num(t.tm_yday + 1, 3, pad); break;
-      case 'm': num(t.tm_mon + 1, 2, pad); break;
-      case 'M': num(t.tm_min, 2, pad); break;
-      case 'p': out += t.tm_hour < 12 ? "AM" : "PM"; break;
-      case 'S': num(t.tm_sec, 2, pad); break;
-      case 'u': num(wday == 0 ? 7 : wday, 1, pad); break;
-      case 'w': num(wday, 1, pad); break;
-      case 'y': num((t.tm_year + 1900) % 100, 2, pad); break;
-      case 'Y': num(t.tm_year + 1900, 1, pad); break;
-      case 'C': num((t.tm_year + 1900) / 100, 2, pad); break;
-      case 'U': num((t.tm_yday + 7 - wday) / 7, 2, pad); break;
-      case 'W': num((t.tm_yday + 7 - (wday + 6) % 7) / 7, 2, pad); break;
-      case 'D': out += strftime_python("%m/%d/%y", t); break;
-      case 'x': out += strftime_python("%m/%d/%y", t); break;
-      case 'F': out += strftime_python("%Y-%m-%d", t); break;
+      case 'H':
+        num(t.tm_hour, 2, pad);
+        break;
+      case 'I':
+        num(hour12, 2, pad);
+        break;
+      case 'j':
+        num(t.tm_yday + 1, 3, pad);
+        break;
+      case 'm':
+        num(t.tm_mon + 1, 2, pad);
+        break;
+      case 'M':
+        num(t.tm_min, 2, pad);
+        break;
+      case 'p':
+        out += t.tm_hour < 12 ? "AM" : "PM";
+        break;
+      case 'S':
+        num(t.tm_sec, 2, pad);
+        break;
+      case 'u':
+        num(wday == 0 ? 7 : wday, 1, pad);
+        break;
+      case 'w':
+        num(wday, 1, pad);
+        break;
+      case 'y':
+        num((t.tm_year + 1900) % 100, 2, pad);
+        break;
+      case 'Y':
+        num(t.tm_year + 1900, 1, pad);
+        break;
+      case 'C':
+        num((t.tm_year + 1900) / 100, 2, pad);
+        break;
+      case 'U':
+        num((t.tm_yday + 7 - wday) / 7, 2, pad);
+        break;
+      case 'W':
+        num((t.tm_yday + 7 - (wday + 6) % 7) / 7, 2, pad);
+        break;
+      case 'D':
+        out += strftime_python("%m/%d/%y", t);
+        break;
+      case 'x':
+        out += strftime_python("%m/%d/%y", t);
+        break;
+      case 'F':
+        out += strftime_python("%Y-%m-%d", t);
+        break;
       case 'T':
-      case 'X': out += strftime_python("%H:%M:%S", t); break;
-      case 'R': out += strftime_python("%H:%M", t); break;
-      case 'c': out += strftime_python("%a %b %e %H:%M:%S %Y", t); break;
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'Z': break;
-      case 'z': out += "+0000"; break;
-      case '%': out += '%'; break;
+      case 'X':
+        out += strftime_python("%H:%M:%S", t);
+        break;
+      case 'R':
+        out += strftime_python("%H:%M", t);
+        break;
+      case 'c':
+        out += strftime_python("%a %b %e %H:%M:%S %Y", t);
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'Z':
+        break;
+      case 'z':
+        out += "+0000";
+        break;
+      case '%':
+        out += '%';
+        break;
       default:
         out += format.substr(i, j - i + 1);
         break;
@@ -175,8 +237,7 @@ std::string ChatTemplate::render(const ChatInputs& in) const {
   if (!in.extra_context.is_null() && !in.extra_context.is_object())
     throw Error("chat template extra context must be a JSON object");
   for (const auto& [key, value] : in.extra_context.items()) {
-    if (key == "messages" || key == "tools" || key == "documents" ||
-        key == "add_generation_prompt")
+    if (key == "messages" || key == "tools" || key == "documents" || key == "add_generation_prompt")
       throw Error("chat template extra context may not set '" + key + "'");
     context[key] = value;
   }
@@ -189,8 +250,8 @@ std::string ChatTemplate::render(const ChatInputs& in) const {
   functions.emplace_back("strftime_now", [now](Interpreter& interp, CallArgs& args) -> Value {
     jinja::ArgBinder a("strftime_now", args, {"format"});
     if (!a.get(0).is_string())
-      throw TemplateError("TypeError", "strftime() argument 1 must be str, not " +
-                                           a.get(0).type_name());
+      throw TemplateError("TypeError",
+                          "strftime() argument 1 must be str, not " + a.get(0).type_name());
     return interp.make_string(strftime_python(a.get(0).str(), now));
   });
   std::string rendered = template_.render(context, functions);

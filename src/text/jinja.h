@@ -7,22 +7,22 @@
 //   jinja::Template t(source);            // parses; throws TemplateError
 //   std::string text = t.render(context);  // throws TemplateError
 //
-// Differences from Python that a template could observe: integers are 64-bit
-// (overflow is an OverflowError), case mapping covers Latin, Greek, Cyrillic
-// and Armenian only, the `is printable` rule of repr() is approximate beyond
-// those scripts, and generators (map, select, dict.items()...) are lists, so
-// printing one shows its items instead of "<generator object ...>".
-// Unsupported: include/import/extends, wordwrap, urlize, urlencode, random,
-// xmlattr, lipsum.
+// Differences from Python a template could observe (none occurs in the
+// shared template collection): integers are 64-bit (overflow is an
+// OverflowError), `**` with a complex result is a TypeError, case mapping
+// covers Latin, Greek, Cyrillic and Armenian, repr()'s "printable" rule is
+// approximate beyond those scripts, generators and dict views (map, select,
+// dict.items()...) are lists, so printing one shows its items, and functions
+// print without an address. Unsupported: include/import/extends, wordwrap,
+// urlize, urlencode, random, xmlattr, lipsum.
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "text/jinja_interp.h"
 #include "text/jinja_value.h"
@@ -47,9 +47,9 @@ class Template {
   // exception Jinja2 raises in the same case (UndefinedError, TypeError, ...;
   // TemplateError for raise_exception; LimitError when a limit is hit).
   // Thread-safe: a Template may be rendered concurrently.
-  std::string render(const nlohmann::ordered_json& context,
-                     const std::vector<std::pair<std::string, NativeFunction>>& functions = {})
-      const;
+  std::string render(
+      const nlohmann::ordered_json& context,
+      const std::vector<std::pair<std::string, NativeFunction>>& functions = {}) const;
 
  private:
   std::shared_ptr<const TemplateAst> ast_;

@@ -20,26 +20,26 @@ using FilterFn = Value (*)(Interpreter&, const Value& input, CallArgs& args);
 using TestFn = bool (*)(Interpreter&, const Value& input, CallArgs& args);
 
 enum class ExprKind : uint8_t {
-  kLiteral,     // literal
-  kName,        // name
-  kList,        // children: items
-  kTuple,       // children: items
-  kDict,        // children: key, value, key, value, ...
-  kGetAttr,     // children[0].name
-  kGetItem,     // children[0][children[1]]
-  kSlice,       // children: start, stop, step (each may be null); only as a subscript
-  kCall,        // children[0](children[1..], kwargs)
-  kFilter,      // children[0] | name(children[1..], kwargs); children[0] null in filter blocks
-  kTest,        // children[0] is name(children[1..], kwargs)
-  kNot,         // not children[0]
-  kNeg,         // -children[0]
-  kPos,         // +children[0]
-  kBinary,      // children[0] op children[1]: + - * / // % **
-  kAnd,         // children[0] and children[1]
-  kOr,          // children[0] or children[1]
-  kConcat,      // children joined with ~
-  kCompare,     // children[0] ops[0] children[1] ops[1] children[2] ...
-  kCondExpr,    // children[1] if children[0] else children[2] (may be null)
+  kLiteral,   // literal
+  kName,      // name
+  kList,      // children: items
+  kTuple,     // children: items
+  kDict,      // children: key, value, key, value, ...
+  kGetAttr,   // children[0].name
+  kGetItem,   // children[0][children[1]]
+  kSlice,     // children: start, stop, step (each may be null); only as a subscript
+  kCall,      // children[0](children[1..], kwargs)
+  kFilter,    // children[0] | name(children[1..], kwargs); children[0] null in filter blocks
+  kTest,      // children[0] is name(children[1..], kwargs)
+  kNot,       // not children[0]
+  kNeg,       // -children[0]
+  kPos,       // +children[0]
+  kBinary,    // children[0] op children[1]: + - * / // % **
+  kAnd,       // children[0] and children[1]
+  kOr,        // children[0] or children[1]
+  kConcat,    // children joined with ~
+  kCompare,   // children[0] ops[0] children[1] ops[1] children[2] ...
+  kCondExpr,  // children[1] if children[0] else children[2] (may be null)
 };
 
 struct Expr {
@@ -50,8 +50,8 @@ struct Expr {
   std::string name;  // variable, attribute, filter or test name; binary operator
   std::vector<std::unique_ptr<Expr>> children;
   std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kwargs;
-  std::unique_ptr<Expr> dyn_args;    // *args
-  std::unique_ptr<Expr> dyn_kwargs;  // **kwargs
+  std::unique_ptr<Expr> dyn_args;        // *args
+  std::unique_ptr<Expr> dyn_kwargs;      // **kwargs
   std::vector<std::string> compare_ops;  // == != < <= > >= in notin
   FilterFn filter = nullptr;
   TestFn test = nullptr;
@@ -88,7 +88,7 @@ enum class StmtKind : uint8_t {
   kWith,         // with_targets = with_values: body
   kBreak,
   kContinue,
-  kScope,        // body rendered in place (block, autoescape)
+  kScope,  // body rendered in place (block, autoescape)
 };
 
 struct Stmt {

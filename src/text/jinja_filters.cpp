@@ -34,11 +34,13 @@ Value lookup_path(Interpreter& interp, const Value& item, const Value& attribute
     size_t start = 0;
     while (true) {
       const size_t dot = path.find('.', start);
-      const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-      const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(),
-                                                        [](char c) { return c >= '0' && c <= '9'; });
-      v = interp.get_item(v, numeric && part.size() < 18 ? Value::integer(std::stoll(part))
-                                                         : Value::string(part));
+      const std::string part =
+          path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      });
+      v = interp.get_item(
+          v, numeric && part.size() < 18 ? Value::integer(std::stoll(part)) : Value::string(part));
       if (fallback && v.is_undefined()) {
         v = *fallback;
         break;
@@ -53,8 +55,8 @@ Value lookup_path(Interpreter& interp, const Value& item, const Value& attribute
   return v;
 }
 
-std::vector<Value> sorted_values(Interpreter& interp, std::vector<Value> items,
-                                 const std::vector<Value>& keys, bool reverse) {
+std::vector<Value> sorted_values(std::vector<Value> items, const std::vector<Value>& keys,
+                                 bool reverse) {
   std::vector<size_t> order(items.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -63,7 +65,6 @@ std::vector<Value> sorted_values(Interpreter& interp, std::vector<Value> items,
   std::vector<Value> out;
   out.reserve(items.size());
   for (size_t i : order) out.push_back(std::move(items[i]));
-  (void)interp;
   return out;
 }
 
@@ -71,7 +72,8 @@ Value f_abs(Interpreter&, const Value& v, CallArgs& args) {
   ArgBinder a("abs", args, {});
   if (v.is_float()) return Value::floating(std::fabs(v.as_double()));
   if (v.is_int() || v.is_bool()) {
-    if (v.as_int() == INT64_MIN) throw_error("OverflowError", "integer result does not fit in 64 bits");
+    if (v.as_int() == INT64_MIN)
+      throw_error("OverflowError", "integer result does not fit in 64 bits");
     return Value::integer(std::llabs(v.as_int()));
   }
   throw_type_error("bad operand type for abs(): '" + v.type_name() + "'");
@@ -121,11 +123,16 @@ Value f_center(Interpreter& interp, const Value& v, CallArgs& args) {
 Value f_length(Interpreter&, const Value& v, CallArgs& args) {
   ArgBinder a("length", args, {});
   switch (v.kind()) {
-    case Kind::kUndefined: return Value::integer(0);
-    case Kind::kString: return Value::integer(static_cast<int64_t>(py_len(v.str())));
-    case Kind::kList: return Value::integer(static_cast<int64_t>(v.items().size()));
-    case Kind::kDict: return Value::integer(static_cast<int64_t>(v.dict_data().size()));
-    default: throw_type_error("object of type '" + v.type_name() + "' has no len()");
+    case Kind::kUndefined:
+      return Value::integer(0);
+    case Kind::kString:
+      return Value::integer(static_cast<int64_t>(py_len(v.str())));
+    case Kind::kList:
+      return Value::integer(static_cast<int64_t>(v.items().size()));
+    case Kind::kDict:
+      return Value::integer(static_cast<int64_t>(v.dict_data().size()));
+    default:
+      throw_type_error("object of type '" + v.type_name() + "' has no len()");
   }
 }
 
@@ -149,7 +156,7 @@ Value f_dictsort(Interpreter& interp, const Value& v, CallArgs& args) {
     const Value& key = by == "key" ? k : value;
     keys.push_back(case_sensitive ? key : lower_if_string(interp, key));
   }
-  return Value::list(sorted_values(interp, std::move(items), keys, a.get_bool(2, false)));
+  return Value::list(sorted_values(std::move(items), keys, a.get_bool(2, false)));
 }
 
 Value f_escape(Interpreter& interp, const Value& v, CallArgs& args) {
@@ -177,8 +184,11 @@ Value f_filesizeformat(Interpreter& interp, const Value& v, CallArgs& args) {
   static const char* const kBinary[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"};
   static const char* const kDecimal[] = {"kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"};
   if (bytes == 1) return Value::string("1 Byte");
-  if (bytes < base) return Value::string(std::to_string(static_cast<int64_t>(bytes)) + " Bytes");
-  char buf[64];
+  char buf[400];
+  if (bytes < base) {
+    std::snprintf(buf, sizeof buf, "%.0f Bytes", std::trunc(bytes));
+    return Value::string(buf);
+  }
   for (int i = 0; i < 8; ++i) {
     const double unit = std::pow(base, i + 2);
     if (bytes < unit || i == 7) {
@@ -325,9 +335,11 @@ Value f_groupby(Interpreter& interp, const Value& v, CallArgs& args) {
   for (size_t i = 0; i < order.size();) {
     size_t j = i;
     std::vector<Value> members;
-    while (j < order.size() && equals(keys[order[j]], keys[order[i]])) members.push_back(items[order[j++]]);
+    while (j < order.size() && equals(keys[order[j]], keys[order[i]]))
+      members.push_back(items[order[j++]]);
     Value grouper = lookup_path(interp, items[order[i]], a.get(0), a.has(1) ? &fallback : nullptr);
-    groups.push_back(Value::tuple({case_sensitive ? grouper : keys[order[i]], Value::list(std::move(members))}));
+    groups.push_back(
+        Value::tuple({case_sensitive ? grouper : keys[order[i]], Value::list(std::move(members))}));
     i = j;
   }
   return Value::list(std::move(groups));
@@ -457,7 +469,9 @@ Value select_or_reject(Interpreter& interp, const Value& v, CallArgs& args, bool
   const bool has_test = args.positional.size() > off;
   if (has_test) test = interp.to_string(args.positional[off]);
   CallArgs rest;
-  if (has_test) rest.positional.assign(args.positional.begin() + static_cast<long>(off) + 1, args.positional.end());
+  if (has_test)
+    rest.positional.assign(args.positional.begin() + static_cast<long>(off) + 1,
+                           args.positional.end());
   rest.keyword = args.keyword;
   std::vector<Value> out;
   for (const Value& item : interp.iterate(v)) {
@@ -474,10 +488,18 @@ Value select_or_reject(Interpreter& interp, const Value& v, CallArgs& args, bool
   return Value::list(std::move(out));
 }
 
-Value f_select(Interpreter& i, const Value& v, CallArgs& a) { return select_or_reject(i, v, a, true, false); }
-Value f_reject(Interpreter& i, const Value& v, CallArgs& a) { return select_or_reject(i, v, a, false, false); }
-Value f_selectattr(Interpreter& i, const Value& v, CallArgs& a) { return select_or_reject(i, v, a, true, true); }
-Value f_rejectattr(Interpreter& i, const Value& v, CallArgs& a) { return select_or_reject(i, v, a, false, true); }
+Value f_select(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_or_reject(i, v, a, true, false);
+}
+Value f_reject(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_or_reject(i, v, a, false, false);
+}
+Value f_selectattr(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_or_reject(i, v, a, true, true);
+}
+Value f_rejectattr(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_or_reject(i, v, a, false, true);
+}
 
 Value min_or_max(Interpreter& interp, const Value& v, CallArgs& args, bool want_max) {
   ArgBinder a(want_max ? "max" : "min", args, {"case_sensitive", "attribute"});
@@ -501,8 +523,12 @@ Value min_or_max(Interpreter& interp, const Value& v, CallArgs& args, bool want_
   return items[best];
 }
 
-Value f_min(Interpreter& i, const Value& v, CallArgs& a) { return min_or_max(i, v, a, false); }
-Value f_max(Interpreter& i, const Value& v, CallArgs& a) { return min_or_max(i, v, a, true); }
+Value f_min(Interpreter& i, const Value& v, CallArgs& a) {
+  return min_or_max(i, v, a, false);
+}
+Value f_max(Interpreter& i, const Value& v, CallArgs& a) {
+  return min_or_max(i, v, a, true);
+}
 
 Value f_pprint(Interpreter& interp, const Value& v, CallArgs& args) {
   ArgBinder a("pprint", args, {});
@@ -539,12 +565,16 @@ Value f_round(Interpreter&, const Value& v, CallArgs& args) {
   if (method != "common" && method != "ceil" && method != "floor")
     filter_argument_error("method must be common, ceil or floor");
   if (v.is_undefined()) raise_undefined(v);
-  if (!v.is_number()) throw_type_error("type " + v.type_name() + " doesn't define __round__ method");
+  if (!v.is_number())
+    throw_type_error("type " + v.type_name() + " doesn't define __round__ method");
   if (method == "common") {
     if (!v.is_float()) {
       if (precision >= 0) return Value::integer(v.as_int());
       const double scale = std::pow(10.0, static_cast<double>(-precision));
-      return Value::integer(static_cast<int64_t>(std::nearbyint(static_cast<double>(v.as_int()) / scale) * scale));
+      const double r = std::nearbyint(static_cast<double>(v.as_int()) / scale) * scale;
+      if (!(std::fabs(r) < 9.2e18))
+        throw_error("OverflowError", "rounded integer does not fit in 64 bits");
+      return Value::integer(static_cast<int64_t>(r));
     }
     const double d = v.as_double();
     if (!std::isfinite(d)) return v;
@@ -595,7 +625,7 @@ Value f_sort(Interpreter& interp, const Value& v, CallArgs& args) {
     Value k = a.has(2) && !a.get(2).is_none() ? lookup_path(interp, item, a.get(2), nullptr) : item;
     keys.push_back(case_sensitive ? k : lower_if_string(interp, k));
   }
-  return Value::list(sorted_values(interp, std::move(items), keys, a.get_bool(0, false)));
+  return Value::list(sorted_values(std::move(items), keys, a.get_bool(0, false)));
 }
 
 Value f_string(Interpreter& interp, const Value& v, CallArgs& args) {
@@ -629,8 +659,9 @@ Value f_striptags(Interpreter& interp, const Value& v, CallArgs& args) {
     if (!joined.empty()) joined += ' ';
     joined += w;
   }
-  static const std::pair<const char*, const char*> kEntities[] = {
-      {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#34;", "\""}, {"&#39;", "'"}, {"&amp;", "&"}};
+  static const std::pair<const char*, const char*> kEntities[] = {{"&lt;", "<"},    {"&gt;", ">"},
+                                                                  {"&quot;", "\""}, {"&#34;", "\""},
+                                                                  {"&#39;", "'"},   {"&amp;", "&"}};
   for (const auto& [from, to] : kEntities) joined = *py_replace(joined, from, to, -1, SIZE_MAX);
   return interp.make_string(std::move(joined));
 }
@@ -640,7 +671,8 @@ Value f_sum(Interpreter& interp, const Value& v, CallArgs& args) {
   Value total = a.get_or(1, Value::integer(0));
   if (total.is_string()) throw_type_error("sum() can't sum strings [use ''.join(seq) instead]");
   for (const Value& item : interp.iterate(v)) {
-    const Value x = a.has(0) && !a.get(0).is_none() ? lookup_path(interp, item, a.get(0), nullptr) : item;
+    const Value x =
+        a.has(0) && !a.get(0).is_none() ? lookup_path(interp, item, a.get(0), nullptr) : item;
     total = binary_op(interp, "+", total, x);
   }
   return total;
@@ -701,7 +733,8 @@ Value f_truncate(Interpreter& interp, const Value& v, CallArgs& args) {
   if (length < end_len)
     throw_error("AssertionError", "expected length >= " + std::to_string(end_len) + ", got " +
                                       std::to_string(length));
-  if (leeway < 0) throw_error("AssertionError", "expected leeway >= 0, got " + std::to_string(leeway));
+  if (leeway < 0)
+    throw_error("AssertionError", "expected leeway >= 0, got " + std::to_string(leeway));
   const std::vector<size_t> offsets = char_offsets(s);
   const auto len = static_cast<int64_t>(offsets.size()) - 1;
   if (len <= length + leeway) return v.is_string() ? v : interp.make_string(s);

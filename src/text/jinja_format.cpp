@@ -11,7 +11,9 @@
 namespace muse::text::jinja {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int64_t parse_count(const std::string& s, size_t* i) {
   int64_t n = 0;
@@ -24,6 +26,7 @@ int64_t parse_count(const std::string& s, size_t* i) {
 }
 
 std::string c_format_double(char type, int precision, bool alternate, double v) {
+  if (precision > 100000) throw_error("LimitError", "format precision larger than 100000");
   char spec[16];
   std::snprintf(spec, sizeof spec, "%%%s.*%c", alternate ? "#" : "", type);
   char buf[512];
@@ -38,7 +41,8 @@ std::string c_format_double(char type, int precision, bool alternate, double v) 
 
 std::string int_digits(int64_t v, int base, bool upper) {
   if (v == 0) return "0";
-  uint64_t u = v < 0 ? static_cast<uint64_t>(0) - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  uint64_t u =
+      v < 0 ? static_cast<uint64_t>(0) - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
   std::string out;
   const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
   while (u > 0) {
@@ -66,17 +70,20 @@ std::string pad(const std::string& sign, const std::string& body, int64_t width,
   const int64_t len = static_cast<int64_t>(py_len(sign) + py_len(body));
   if (width <= len) return sign + body;
   const int64_t margin = width - len;
-  std::string fills;
   auto repeat = [&](int64_t n) {
     std::string s;
     for (int64_t i = 0; i < n; ++i) s += fill;
     return s;
   };
   switch (align) {
-    case '<': return sign + body + repeat(margin);
-    case '^': return repeat(margin / 2) + sign + body + repeat(margin - margin / 2);
-    case '=': return sign + repeat(margin) + body;
-    default: return repeat(margin) + sign + body;
+    case '<':
+      return sign + body + repeat(margin);
+    case '^':
+      return repeat(margin / 2) + sign + body + repeat(margin - margin / 2);
+    case '=':
+      return sign + repeat(margin) + body;
+    default:
+      return repeat(margin) + sign + body;
   }
 }
 
@@ -120,7 +127,8 @@ Spec parse_spec(const std::string& s) {
   if (i < s.size() && (s[i] == ',' || s[i] == '_')) spec.grouping = s[i++];
   if (i < s.size() && s[i] == '.') {
     ++i;
-    if (i >= s.size() || !is_digit(s[i])) throw_error("ValueError", "Format specifier missing precision");
+    if (i >= s.size() || !is_digit(s[i]))
+      throw_error("ValueError", "Format specifier missing precision");
     spec.precision = parse_count(s, &i);
   }
   if (i < s.size()) spec.type = s[i++];
@@ -139,9 +147,11 @@ std::string format_number(const Value& v, const Spec& spec) {
   if (!v.is_float() && (type == 0 || type == 'd' || type == 'n' || type == 'b' || type == 'o' ||
                         type == 'x' || type == 'X' || type == 'c')) {
     const int64_t i = v.as_int();
-    if (spec.precision) throw_error("ValueError", "Precision not allowed in integer format specifier");
+    if (spec.precision)
+      throw_error("ValueError", "Precision not allowed in integer format specifier");
     negative = i < 0;
     if (type == 'c') {
+      if (i < 0 || i > 0x10FFFF) throw_error("OverflowError", "%c arg not in range(0x110000)");
       body.clear();
       append_utf8(body, static_cast<char32_t>(i));
       negative = false;
@@ -150,7 +160,11 @@ std::string format_number(const Value& v, const Spec& spec) {
       body = int_digits(i, base, type == 'X');
       if (spec.grouping) body = group_digits(body, spec.grouping);
       if (spec.alternate && base != 10)
-        body = std::string("0") + (base == 2 ? "b" : base == 8 ? "o" : (type == 'X' ? "X" : "x")) + body;
+        body = std::string("0") +
+               (base == 2   ? "b"
+                : base == 8 ? "o"
+                            : (type == 'X' ? "X" : "x")) +
+               body;
     }
   } else {
     if (type != 0 && std::string("eEfFgG%n").find(type) == std::string::npos)
@@ -163,9 +177,12 @@ std::string format_number(const Value& v, const Spec& spec) {
       body = float_repr(d);
     } else if (type == 0 || type == 'n') {
       body = c_format_double('g', static_cast<int>(spec.precision.value_or(6)), spec.alternate, d);
-      if (type == 0 && body.find_first_of(".e") == std::string::npos && std::isfinite(d)) body += ".0";
+      if (type == 0 && body.find_first_of(".e") == std::string::npos && std::isfinite(d))
+        body += ".0";
     } else if (type == '%') {
-      body = c_format_double('f', static_cast<int>(spec.precision.value_or(6)), spec.alternate, d * 100) + "%";
+      body = c_format_double('f', static_cast<int>(spec.precision.value_or(6)), spec.alternate,
+                             d * 100) +
+             "%";
     } else {
       body = c_format_double(type, static_cast<int>(spec.precision.value_or(6)), spec.alternate, d);
     }
@@ -183,19 +200,21 @@ std::string format_value(Interpreter& interp, const Value& v, const std::string&
   const Spec spec = parse_spec(spec_text);
   if (v.is_string()) {
     if (spec.type != 0 && spec.type != 's')
-      throw_error("ValueError", std::string("Unknown format code '") + spec.type +
-                                    "' for object of type 'str'");
+      throw_error("ValueError",
+                  std::string("Unknown format code '") + spec.type + "' for object of type 'str'");
     std::string s = v.str();
     if (spec.precision) {
       const std::vector<size_t> offsets = char_offsets(s);
       if (static_cast<size_t>(*spec.precision) + 1 < offsets.size())
         s.resize(offsets[static_cast<size_t>(*spec.precision)]);
     }
-    if (spec.width > static_cast<int64_t>(interp.limits().max_output_bytes)) interp.string_too_long();
+    if (spec.width > static_cast<int64_t>(interp.limits().max_output_bytes))
+      interp.string_too_long();
     return pad("", s, spec.width, spec.align ? spec.align : '<', spec.fill);
   }
   if (v.is_number()) {
-    if (spec.width > static_cast<int64_t>(interp.limits().max_output_bytes)) interp.string_too_long();
+    if (spec.width > static_cast<int64_t>(interp.limits().max_output_bytes))
+      interp.string_too_long();
     return format_number(v, spec);
   }
   throw_type_error("unsupported format string passed to " + v.type_name() + ".__format__");
@@ -213,8 +232,7 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
   bool used_mapping = false;
   std::string out;
   auto take = [&]() -> Value {
-    if (next_arg >= positional.size())
-      throw_type_error("not enough arguments for format string");
+    if (next_arg >= positional.size()) throw_type_error("not enough arguments for format string");
     return positional[next_arg++];
   };
   for (size_t i = 0; i < fmt.size();) {
@@ -222,7 +240,7 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
       out += fmt[i++];
       continue;
     }
-    const size_t start = i++;
+    ++i;
     if (i >= fmt.size()) throw_error("ValueError", "incomplete format");
     std::optional<Value> mapped;
     if (fmt[i] == '(') {
@@ -239,11 +257,21 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
     spec.align = '>';
     while (i < fmt.size() && std::string("-+ #0").find(fmt[i]) != std::string::npos) {
       switch (fmt[i]) {
-        case '-': spec.align = '<'; break;
-        case '+': spec.sign = '+'; break;
-        case ' ': if (spec.sign != '+') spec.sign = ' '; break;
-        case '#': spec.alternate = true; break;
-        case '0': spec.zero = true; break;
+        case '-':
+          spec.align = '<';
+          break;
+        case '+':
+          spec.sign = '+';
+          break;
+        case ' ':
+          if (spec.sign != '+') spec.sign = ' ';
+          break;
+        case '#':
+          spec.alternate = true;
+          break;
+        case '0':
+          spec.zero = true;
+          break;
       }
       ++i;
     }
@@ -274,7 +302,8 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
       continue;
     }
     const Value v = mapped ? *mapped : take();
-    if (spec.width > static_cast<int64_t>(interp.limits().max_output_bytes)) interp.string_too_long();
+    if (spec.width > static_cast<int64_t>(interp.limits().max_output_bytes))
+      interp.string_too_long();
     if (spec.zero && spec.align != '<') {
       spec.fill.assign(1, '0');
       spec.align = '=';
@@ -283,7 +312,8 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
       case 's':
       case 'r':
       case 'a': {
-        std::string s = type == 's' ? interp.to_string(v) : to_repr(v, interp.limits().max_output_bytes);
+        std::string s =
+            type == 's' ? interp.to_string(v) : to_repr(v, interp.limits().max_output_bytes);
         if (spec.precision) {
           const std::vector<size_t> offsets = char_offsets(s);
           if (static_cast<size_t>(*spec.precision) + 1 < offsets.size())
@@ -300,15 +330,18 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
       case 'X': {
         if (v.is_undefined()) raise_undefined(v);
         if (!v.is_number()) {
-          throw_type_error(std::string("%") + type + " format: " +
-                           (type == 'd' || type == 'i' || type == 'u' ? "a real number" : "an integer") +
-                           " is required, not " + v.type_name());
+          throw_type_error(
+              std::string("%") + type + " format: " +
+              (type == 'd' || type == 'i' || type == 'u' ? "a real number" : "an integer") +
+              " is required, not " + v.type_name());
         }
         if (v.is_float() && type != 'd' && type != 'i' && type != 'u')
           throw_type_error(std::string("%") + type + " format: an integer is required, not float");
         const double d = v.as_double();
         if (v.is_float() && (std::isnan(d) || std::isinf(d)))
           throw_error("ValueError", "cannot convert float to integer");
+        if (v.is_float() && !(std::fabs(d) < 9.2e18))
+          throw_error("OverflowError", "integer does not fit in 64 bits");
         const Value as_int = v.is_float() ? Value::integer(static_cast<int64_t>(std::trunc(d)))
                                           : Value::integer(v.as_int());
         Spec s = spec;
@@ -327,7 +360,8 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
             digits.insert(0, static_cast<size_t>(*spec.precision) - digits.size(), '0');
           if (spec.alternate && (type == 'x' || type == 'X' || type == 'o'))
             digits = std::string("0") + (type == 'o' ? "o" : (type == 'X' ? "X" : "x")) + digits;
-          const std::string sign = iv < 0 ? "-" : (spec.sign == '+' ? "+" : (spec.sign == ' ' ? " " : ""));
+          const std::string sign =
+              iv < 0 ? "-" : (spec.sign == '+' ? "+" : (spec.sign == ' ' ? " " : ""));
           out += pad(sign, digits, spec.width, spec.align == '=' ? '>' : spec.align, " ");
           break;
         }
@@ -352,6 +386,8 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
       case 'c': {
         std::string ch;
         if (v.is_int() || v.is_bool()) {
+          if (v.as_int() < 0 || v.as_int() > 0x10FFFF)
+            throw_error("OverflowError", "%c arg not in range(0x110000)");
           append_utf8(ch, static_cast<char32_t>(v.as_int()));
         } else if (v.is_string() && py_len(v.str()) == 1) {
           ch = v.str();
@@ -365,7 +401,6 @@ std::string percent_format(Interpreter& interp, const std::string& fmt, const Va
         char buf[96];
         std::snprintf(buf, sizeof buf, "unsupported format character '%c' (0x%x) at index %zu",
                       type, static_cast<unsigned char>(type), i - 1);
-        (void)start;
         throw_error("ValueError", buf);
       }
     }
@@ -405,8 +440,8 @@ std::string str_format(Interpreter& interp, const std::string& fmt, CallArgs& ar
       used_manual = true;
       const size_t idx = std::stoul(head.size() > 9 ? "999999999" : head);
       if (idx >= args.positional.size())
-        throw_error("IndexError", "Replacement index " + head +
-                                      " out of range for positional args tuple");
+        throw_error("IndexError",
+                    "Replacement index " + head + " out of range for positional args tuple");
       v = args.positional[idx];
     } else {
       auto it = std::find_if(args.keyword.begin(), args.keyword.end(),
@@ -425,8 +460,9 @@ std::string str_format(Interpreter& interp, const std::string& fmt, CallArgs& ar
         if (close == std::string::npos) throw_error("ValueError", "Missing ']' in format string");
         const std::string key = field.substr(i + 1, close - i - 1);
         const bool numeric = !key.empty() && std::all_of(key.begin(), key.end(), is_digit);
-        v = interp.get_item(v, numeric ? Value::integer(std::stoll(key.size() > 15 ? "999999999999999" : key))
-                                       : Value::string(key));
+        v = interp.get_item(
+            v, numeric ? Value::integer(std::stoll(key.size() > 15 ? "999999999999999" : key))
+                       : Value::string(key));
         i = close + 1;
       }
     }

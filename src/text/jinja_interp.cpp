@@ -24,8 +24,8 @@ Value missing_member(const Value& obj, const Value& key) {
   } else {
     type = obj.type_name() + " object";
   }
-  if (key.is_string()) return Value::undefined(string_repr(type) + " has no attribute " +
-                                               string_repr(key.str()));
+  if (key.is_string())
+    return Value::undefined(string_repr(type) + " has no attribute " + string_repr(key.str()));
   return Value::undefined(type + " has no element " + to_repr(key, 4096));
 }
 
@@ -89,10 +89,9 @@ void adjust_slice(int64_t len, const Value& start_v, const Value& stop_v, const 
 
 template <typename Fn>
 void for_each_slice_index(int64_t start, int64_t stop, int64_t step, Fn fn) {
-  if (step > 0) {
-    for (int64_t i = start; i < stop; i += step) fn(i);
-  } else {
-    for (int64_t i = start; i > stop; i += step) fn(i);
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+    fn(i);
+    if (__builtin_add_overflow(i, step, &i)) break;
   }
 }
 
@@ -216,13 +215,19 @@ Interpreter::Flow Interpreter::exec_inner(const Stmt& s, const std::shared_ptr<F
         throw_error("LimitError",
                     "output longer than " + std::to_string(limits_.max_output_bytes) + " bytes");
       return Flow::kNormal;
-    case StmtKind::kPrint: append_output(out, eval(*s.expr, frame)); return Flow::kNormal;
+    case StmtKind::kPrint:
+      append_output(out, eval(*s.expr, frame));
+      return Flow::kNormal;
     case StmtKind::kIf:
       for (const auto& [cond, body] : s.branches)
         if (eval(*cond, frame).truthy()) return exec_body(body, frame, out);
       return exec_body(s.else_body, frame, out);
-    case StmtKind::kFor: exec_for(s, frame, out, eval(*s.expr, frame), 1); return Flow::kNormal;
-    case StmtKind::kSet: exec_set(s, frame, eval(*s.expr, frame)); return Flow::kNormal;
+    case StmtKind::kFor:
+      exec_for(s, frame, out, eval(*s.expr, frame), 1);
+      return Flow::kNormal;
+    case StmtKind::kSet:
+      exec_set(s, frame, eval(*s.expr, frame));
+      return Flow::kNormal;
     case StmtKind::kSetBlock: {
       std::string body;
       exec_body(s.body, std::make_shared<Frame>(frame), body);
@@ -236,8 +241,8 @@ Interpreter::Flow Interpreter::exec_inner(const Stmt& s, const std::shared_ptr<F
       return Flow::kNormal;
     case StmtKind::kCallBlock: {
       CallArgs extra;
-      extra.keyword.emplace_back(
-          "caller", Value::object(std::make_shared<MacroObject>(&s, frame, "caller")));
+      extra.keyword.emplace_back("caller",
+                                 Value::object(std::make_shared<MacroObject>(&s, frame, "caller")));
       append_output(out, eval_call(*s.expr, frame, &extra));
       return Flow::kNormal;
     }
@@ -254,9 +259,12 @@ Interpreter::Flow Interpreter::exec_inner(const Stmt& s, const std::shared_ptr<F
       exec_body(s.body, inner, out);
       return Flow::kNormal;
     }
-    case StmtKind::kBreak: return Flow::kBreak;
-    case StmtKind::kContinue: return Flow::kContinue;
-    case StmtKind::kScope: return exec_body(s.body, frame, out);
+    case StmtKind::kBreak:
+      return Flow::kBreak;
+    case StmtKind::kContinue:
+      return Flow::kContinue;
+    case StmtKind::kScope:
+      return exec_body(s.body, frame, out);
   }
   return Flow::kNormal;
 }
@@ -307,7 +315,8 @@ void Interpreter::exec_for(const Stmt& s, const std::shared_ptr<Frame>& frame, s
 
 Value Interpreter::call_loop(const LoopObject& loop, CallArgs& args) {
   if (!loop.for_stmt().recursive)
-    throw_type_error("Tried to call non recursive loop.  Maybe you forgot the 'recursive' modifier.");
+    throw_type_error(
+        "Tried to call non recursive loop.  Maybe you forgot the 'recursive' modifier.");
   if (args.positional.size() != 1 || !args.keyword.empty())
     throw_type_error("loop() takes exactly one argument (the iterable)");
   std::shared_ptr<Frame> outer = loop.outer();
@@ -380,7 +389,8 @@ Value Interpreter::call_macro(const MacroObject& macro, CallArgs& args) {
     } else if (p.default_value) {
       frame->set(p.name, eval(*p.default_value, frame));
     } else {
-      frame->set(p.name, Value::undefined("parameter " + string_repr(p.name) + " was not provided"));
+      frame->set(p.name,
+                 Value::undefined("parameter " + string_repr(p.name) + " was not provided"));
     }
   }
   if (def.uses_caller && !found_caller) {
@@ -428,7 +438,8 @@ Value Interpreter::eval(const Expr& e, const std::shared_ptr<Frame>& frame) {
   step();
   DepthGuard guard(this);
   switch (e.kind) {
-    case ExprKind::kLiteral: return e.literal;
+    case ExprKind::kLiteral:
+      return e.literal;
     case ExprKind::kName: {
       const Value* v = frame->find(e.name);
       return v ? *v : undefined_name(e.name);
@@ -453,10 +464,14 @@ Value Interpreter::eval(const Expr& e, const std::shared_ptr<Frame>& frame) {
       d->depth = depth + 1;
       return Value::dict(std::move(d));
     }
-    case ExprKind::kGetAttr: return get_attr(eval(*e.children[0], frame), e.name);
-    case ExprKind::kGetItem: return eval_subscript(e, frame);
-    case ExprKind::kSlice: throw_error("TemplateSyntaxError", "slice outside a subscript");
-    case ExprKind::kCall: return eval_call(e, frame, nullptr);
+    case ExprKind::kGetAttr:
+      return get_attr(eval(*e.children[0], frame), e.name);
+    case ExprKind::kGetItem:
+      return eval_subscript(e, frame);
+    case ExprKind::kSlice:
+      throw_error("TemplateSyntaxError", "slice outside a subscript");
+    case ExprKind::kCall:
+      return eval_call(e, frame, nullptr);
     case ExprKind::kFilter: {
       Value input = e.children[0] ? eval(*e.children[0], frame) : block_input_;
       CallArgs args;
@@ -469,9 +484,12 @@ Value Interpreter::eval(const Expr& e, const std::shared_ptr<Frame>& frame) {
       eval_args(e, frame, 1, &args);
       return Value::boolean(e.test(*this, input, args));
     }
-    case ExprKind::kNot: return Value::boolean(!eval(*e.children[0], frame).truthy());
-    case ExprKind::kNeg: return unary_minus(eval(*e.children[0], frame), true);
-    case ExprKind::kPos: return unary_minus(eval(*e.children[0], frame), false);
+    case ExprKind::kNot:
+      return Value::boolean(!eval(*e.children[0], frame).truthy());
+    case ExprKind::kNeg:
+      return unary_minus(eval(*e.children[0], frame), true);
+    case ExprKind::kPos:
+      return unary_minus(eval(*e.children[0], frame), false);
     case ExprKind::kBinary: {
       const Value a = eval(*e.children[0], frame);
       const Value b = eval(*e.children[1], frame);
@@ -493,7 +511,8 @@ Value Interpreter::eval(const Expr& e, const std::shared_ptr<Frame>& frame) {
       }
       return make_string(std::move(s));
     }
-    case ExprKind::kCompare: return eval_compare(e, frame);
+    case ExprKind::kCompare:
+      return eval_compare(e, frame);
     case ExprKind::kCondExpr: {
       if (eval(*e.children[0], frame).truthy()) return eval(*e.children[1], frame);
       if (e.children[2]) return eval(*e.children[2], frame);
@@ -564,13 +583,15 @@ Value Interpreter::eval_call(const Expr& e, const std::shared_ptr<Frame>& frame,
   if (callee.kind == ExprKind::kGetAttr) {
     // obj.method(...): call the method directly instead of binding it first.
     const Value self = eval(*callee.children[0], frame);
+    if (self.is_undefined()) raise_undefined(self);  // before the arguments, as Python does
     eval_args(e, frame, 1, &args);
     if (extra)
       for (auto& kw : extra->keyword) args.keyword.push_back(std::move(kw));
     bool found = false;
     Value result;
     if (self.is_string() || self.is_list() || self.is_dict()) {
-      if (has_method(self, callee.name)) result = call_method(*this, self, callee.name, args, &found);
+      if (has_method(self, callee.name))
+        result = call_method(*this, self, callee.name, args, &found);
     } else if (self.is_object() && !is_dunder(callee.name)) {
       result = self.obj().call_method(*this, callee.name, args, &found);
     }
@@ -611,9 +632,8 @@ Value Interpreter::eval_subscript(const Expr& e, const std::shared_ptr<Frame>& f
     if (st == 1) {
       if (b > a) out = s.substr(offsets[a], offsets[b] - offsets[a]);
     } else {
-      for_each_slice_index(a, b, st, [&](int64_t i) {
-        out.append(s, offsets[i], offsets[i + 1] - offsets[i]);
-      });
+      for_each_slice_index(
+          a, b, st, [&](int64_t i) { out.append(s, offsets[i], offsets[i + 1] - offsets[i]); });
     }
     return make_string(std::move(out));
   }
@@ -637,8 +657,7 @@ Value Interpreter::get_attr(const Value& obj, const std::string& name) {
   if (is_dunder(name)) return unsafe_attribute(obj, name);
   if (obj.is_string() || obj.is_list() || obj.is_dict()) {
     if (is_mutating_method(obj, name)) return unsafe_attribute(obj, name);
-    if (has_method(obj, name))
-      return Value::object(std::make_shared<BoundMethodObject>(obj, name));
+    if (has_method(obj, name)) return Value::object(std::make_shared<BoundMethodObject>(obj, name));
     if (obj.is_dict()) {
       if (const Value* v = obj.dict_data().find(Value::string(name))) return *v;
     }
@@ -681,8 +700,10 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
 
 std::vector<Value> Interpreter::iterate(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return {};
-    case Kind::kList: return v.items();
+    case Kind::kUndefined:
+      return {};
+    case Kind::kList:
+      return v.items();
     case Kind::kDict: {
       std::vector<Value> keys;
       keys.reserve(v.dict_data().size());
@@ -698,7 +719,8 @@ std::vector<Value> Interpreter::iterate(const Value& v) {
         chars.push_back(Value::string(s.substr(offsets[i], offsets[i + 1] - offsets[i])));
       return chars;
     }
-    default: throw_type_error("'" + v.type_name() + "' object is not iterable");
+    default:
+      throw_type_error("'" + v.type_name() + "' object is not iterable");
   }
 }
 

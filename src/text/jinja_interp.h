@@ -20,10 +20,10 @@
 namespace muse::text::jinja {
 
 struct Limits {
-  uint64_t max_steps = 20'000'000;       // statements + expressions evaluated
-  size_t max_output_bytes = 64u << 20;   // rendered text, and any single string
+  uint64_t max_steps = 20'000'000;        // statements + expressions evaluated
+  size_t max_output_bytes = 64u << 20;    // rendered text, and any single string
   uint64_t max_total_bytes = 1ull << 30;  // all strings built during one render
-  int max_recursion = 600;               // nested evaluation (macro calls, expressions)
+  int max_recursion = 600;                // nested evaluation (macro calls, expressions)
 };
 
 // A variable scope. Lookups walk the parent chain; assignments are local.
@@ -82,8 +82,7 @@ class Interpreter {
   void step();
   Value eval(const Expr& e, const std::shared_ptr<Frame>& frame);
   Value eval_call(const Expr& e, const std::shared_ptr<Frame>& frame, CallArgs* extra);
-  void eval_args(const Expr& e, const std::shared_ptr<Frame>& frame, size_t first,
-                 CallArgs* args);
+  void eval_args(const Expr& e, const std::shared_ptr<Frame>& frame, size_t first, CallArgs* args);
   Value eval_compare(const Expr& e, const std::shared_ptr<Frame>& frame);
   Value eval_subscript(const Expr& e, const std::shared_ptr<Frame>& frame);
   Flow exec_body(const Body& body, const std::shared_ptr<Frame>& frame, std::string& out);
@@ -115,7 +114,9 @@ class MacroObject : public Object {
   void append_repr(std::string& out, size_t max_bytes) const override;
   Value attribute(const std::string& name, const Value& self) const override;
   bool callable() const override { return true; }
-  Value call(Interpreter& interp, CallArgs& args) override { return interp.call_macro(*this, args); }
+  Value call(Interpreter& interp, CallArgs& args) override {
+    return interp.call_macro(*this, args);
+  }
   const Stmt& def() const { return *def_; }
   std::shared_ptr<Frame> closure() const { return closure_.lock(); }
   const std::string& name() const { return name_; }
@@ -186,7 +187,8 @@ class FunctionObject : public Object {
 // A method looked up but not yet called (`x.startswith` printed or passed on).
 class BoundMethodObject : public Object {
  public:
-  BoundMethodObject(Value self, std::string name) : self_(std::move(self)), name_(std::move(name)) {}
+  BoundMethodObject(Value self, std::string name)
+      : self_(std::move(self)), name_(std::move(name)) {}
   std::string type_description() const override { return "builtin_function_or_method object"; }
   void append_repr(std::string& out, size_t max_bytes) const override;
   bool callable() const override { return true; }

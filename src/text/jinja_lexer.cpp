@@ -31,12 +31,16 @@ std::string normalize_source(std::string_view source) {
   return out;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 bool is_name_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;
 }
-bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+bool is_name_char(char c) {
+  return is_name_start(c) || is_digit(c);
+}
 
 class Lexer {
  public:
@@ -297,11 +301,11 @@ class Lexer {
     if (base != 10) {
       // The prefix may be followed by '_' before the first digit.
       size_t i = start + 2;
-      auto ok = base == 2    ? +[](char c) { return c == '0' || c == '1'; }
-                : base == 8  ? +[](char c) { return c >= '0' && c <= '7'; }
-                             : +[](char c) {
-                                 return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-                               };
+      auto ok = base == 2   ? +[](char c) { return c == '0' || c == '1'; }
+                : base == 8 ? +[](char c) { return c >= '0' && c <= '7'; }
+                            : +[](char c) {
+                                return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+                              };
       if (i < src_.size() && src_[i] == '_') ++i;
       end = digit_run(i, ok);
       if (end == std::string::npos) {
@@ -382,21 +386,49 @@ class Lexer {
         append_utf8(out, v);
       };
       switch (c) {
-        case '\n': break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'v': out += '\v'; break;
-        case 'x': hex_escape(2, "\\xXX"); break;
-        case 'u': hex_escape(4, "\\uXXXX"); break;
-        case 'U': hex_escape(8, "\\UXXXXXXXX"); break;
-        case 'N': syntax_error("named Unicode escapes (\\N{...}) are not supported", line);
+        case '\n':
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case 'x':
+          hex_escape(2, "\\xXX");
+          break;
+        case 'u':
+          hex_escape(4, "\\uXXXX");
+          break;
+        case 'U':
+          hex_escape(8, "\\UXXXXXXXX");
+          break;
+        case 'N':
+          syntax_error("named Unicode escapes (\\N{...}) are not supported", line);
         default:
           if (c >= '0' && c <= '7') {
             uint32_t v = static_cast<uint32_t>(c - '0');

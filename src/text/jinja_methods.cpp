@@ -20,8 +20,7 @@ using MethodTable = std::unordered_map<std::string, MethodFn>;
 
 std::optional<std::string> optional_string(const ArgBinder& a, size_t i, const char* what) {
   if (!a.has(i) || a.get(i).is_none()) return std::nullopt;
-  if (!a.get(i).is_string())
-    throw_type_error(std::string(what) + " arg must be None or str");
+  if (!a.get(i).is_string()) throw_type_error(std::string(what) + " arg must be None or str");
   return a.get(i).str();
 }
 
@@ -135,8 +134,9 @@ Value char_class_method(Interpreter&, const Value& self, CallArgs& args) {
   return Value::boolean(true);
 }
 
-bool is_alnum_cp(char32_t c) { return is_py_alpha(c) || is_py_digit(c); }
-bool is_ascii_cp(char32_t c) { return c < 0x80; }
+bool is_alnum_cp(char32_t c) {
+  return is_py_alpha(c) || is_py_digit(c);
+}
 
 Value case_check(const std::string& s, bool want_lower) {
   bool cased = false;
@@ -177,8 +177,8 @@ Value str_replace(Interpreter& interp, const Value& self, CallArgs& args) {
 
 Value str_count(Interpreter&, const Value& self, CallArgs& args) {
   ArgBinder a("count", args, {"sub", "start", "end"});
-  return Value::integer(py_count(self.str(), string_arg(a, 0, "count"), optional_index(a, 1),
-                                 optional_index(a, 2)));
+  return Value::integer(
+      py_count(self.str(), string_arg(a, 0, "count"), optional_index(a, 1), optional_index(a, 2)));
 }
 
 Value str_format_method(Interpreter& interp, const Value& self, CallArgs& args) {
@@ -253,7 +253,8 @@ Value str_expandtabs(Interpreter& interp, const Value& self, CallArgs& args) {
     if (ch == "\t") {
       if (tab > 0) {
         const int64_t spaces = tab - column % tab;
-        if (spaces > static_cast<int64_t>(interp.limits().max_output_bytes)) interp.string_too_long();
+        if (spaces > static_cast<int64_t>(interp.limits().max_output_bytes))
+          interp.string_too_long();
         out.append(static_cast<size_t>(spaces), ' ');
         column += spaces;
       }
@@ -339,7 +340,6 @@ const MethodTable& string_methods() {
       {"zfill", str_zfill},
       {"expandtabs", str_expandtabs},
   };
-  (void)is_ascii_cp;
   return table;
 }
 

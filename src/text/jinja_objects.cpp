@@ -109,13 +109,18 @@ Value range_fn(Interpreter&, CallArgs& args) {
   }
   if (step == 0) throw_error("ValueError", "range() arg 3 must not be zero");
   // The sandbox refuses ranges of more than 100000 items.
-  const double count = step > 0 ? std::max(0.0, std::ceil((static_cast<double>(stop) - start) / step))
-                                 : std::max(0.0, std::ceil((static_cast<double>(start) - stop) / -static_cast<double>(step)));
+  const double count = step > 0
+                           ? std::max(0.0, std::ceil((static_cast<double>(stop) - start) / step))
+                           : std::max(0.0, std::ceil((static_cast<double>(start) - stop) /
+                                                     -static_cast<double>(step)));
   if (count > 100000)
     throw_error("OverflowError",
                 "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
   std::vector<Value> items;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) items.push_back(Value::integer(i));
+  const auto n = static_cast<int64_t>(count);
+  items.reserve(static_cast<size_t>(n));
+  // start + k * step stays between start and stop for k < count: no overflow.
+  for (int64_t k = 0; k < n; ++k) items.push_back(Value::integer(start + k * step));
   return Value::list(std::move(items));
 }
 
@@ -254,29 +259,42 @@ Value make_function(std::string name, NativeFunction fn, std::string repr) {
 
 void add_default_globals(Frame& frame) {
   frame.set("range", make_function("range", range_fn, "<class 'range'>"));
-  frame.set("dict", make_function("dict", [](Interpreter& interp, CallArgs& args) {
-              return Value::dict(build_dict(interp, args, "dict"));
-            }, "<class 'dict'>"));
-  frame.set("namespace", make_function("namespace", [](Interpreter& interp, CallArgs& args) {
-              const std::shared_ptr<DictData> attrs = build_dict(interp, args, "Namespace");
-              Value ns = interp.new_namespace();
-              auto& obj = static_cast<NamespaceObject&>(ns.obj());
-              for (const auto& [k, v] : attrs->entries) {
-                if (!k.is_string()) throw_type_error("keywords must be strings");
-                obj.set(k.str(), v);
-              }
-              return ns;
-            }, "<class 'jinja2.utils.Namespace'>"));
-  frame.set("cycler", make_function("cycler", [](Interpreter&, CallArgs& args) {
-              if (args.positional.empty())
-                throw_error("RuntimeError", "at least one item has to be provided");
-              return Value::object(std::make_shared<CyclerObject>(args.positional));
-            }, "<class 'jinja2.utils.Cycler'>"));
-  frame.set("joiner", make_function("joiner", [](Interpreter& interp, CallArgs& args) {
-              ArgBinder a("joiner", args, {"sep"});
-              const std::string sep = a.has(0) ? interp.to_string(a.get(0)) : ", ";
-              return Value::object(std::make_shared<JoinerObject>(sep));
-            }, "<class 'jinja2.utils.Joiner'>"));
+  frame.set("dict", make_function(
+                        "dict",
+                        [](Interpreter& interp, CallArgs& args) {
+                          return Value::dict(build_dict(interp, args, "dict"));
+                        },
+                        "<class 'dict'>"));
+  frame.set("namespace", make_function(
+                             "namespace",
+                             [](Interpreter& interp, CallArgs& args) {
+                               const std::shared_ptr<DictData> attrs =
+                                   build_dict(interp, args, "Namespace");
+                               Value ns = interp.new_namespace();
+                               auto& obj = static_cast<NamespaceObject&>(ns.obj());
+                               for (const auto& [k, v] : attrs->entries) {
+                                 if (!k.is_string()) throw_type_error("keywords must be strings");
+                                 obj.set(k.str(), v);
+                               }
+                               return ns;
+                             },
+                             "<class 'jinja2.utils.Namespace'>"));
+  frame.set("cycler", make_function(
+                          "cycler",
+                          [](Interpreter&, CallArgs& args) {
+                            if (args.positional.empty())
+                              throw_error("RuntimeError", "at least one item has to be provided");
+                            return Value::object(std::make_shared<CyclerObject>(args.positional));
+                          },
+                          "<class 'jinja2.utils.Cycler'>"));
+  frame.set("joiner", make_function(
+                          "joiner",
+                          [](Interpreter& interp, CallArgs& args) {
+                            ArgBinder a("joiner", args, {"sep"});
+                            const std::string sep = a.has(0) ? interp.to_string(a.get(0)) : ", ";
+                            return Value::object(std::make_shared<JoinerObject>(sep));
+                          },
+                          "<class 'jinja2.utils.Joiner'>"));
 }
 
 // ---- ArgBinder ----

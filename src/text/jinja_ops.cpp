@@ -16,9 +16,13 @@ namespace {
                    b.type_name() + "'");
 }
 
-bool is_integral(const Value& v) { return v.is_int() || v.is_bool(); }
+bool is_integral(const Value& v) {
+  return v.is_int() || v.is_bool();
+}
 
-Value int_result(int64_t v) { return Value::integer(v); }
+Value int_result(int64_t v) {
+  return Value::integer(v);
+}
 
 // Python's float floor division and modulo (divmod semantics).
 void float_divmod(double a, double b, double* floordiv, double* mod) {
@@ -44,7 +48,10 @@ void float_divmod(double a, double b, double* floordiv, double* mod) {
 }
 
 Value repeat(Interpreter& interp, const Value& seq, int64_t times) {
-  if (times <= 0) return seq.is_string() ? Value::string("") : (seq.is_tuple() ? Value::tuple({}) : Value::list({}));
+  if (times <= 0 || (seq.is_string() && seq.str().empty()) ||
+      (seq.is_list() && seq.items().empty()))
+    return seq.is_string() ? Value::string("")
+                           : (seq.is_tuple() ? Value::tuple({}) : Value::list({}));
   if (seq.is_string()) {
     const std::string& s = seq.str();
     const double total = static_cast<double>(s.size()) * static_cast<double>(times);
@@ -125,8 +132,7 @@ Value power(const Value& a, const Value& b) {
   }
   const double x = a.as_double(), y = b.as_double();
   if (x == 0 && y < 0) throw_error("ZeroDivisionError", "0.0 cannot be raised to a negative power");
-  if (x < 0 && std::floor(y) != y)
-    throw_type_error("complex results of ** are not supported");
+  if (x < 0 && std::floor(y) != y) throw_type_error("complex results of ** are not supported");
   const double r = std::pow(x, y);
   if (std::isinf(r) && !std::isinf(x) && !std::isinf(y))
     throw_error("OverflowError", "(34, 'Numerical result out of range')");
@@ -162,7 +168,8 @@ Value binary_op(Interpreter& interp, const std::string& op, const Value& a, cons
     const bool floor_div = op == "//";
     if (floats) {
       if (b.as_double() == 0)
-        throw_error("ZeroDivisionError", floor_div ? "float floor division by zero" : "float modulo");
+        throw_error("ZeroDivisionError",
+                    floor_div ? "float floor division by zero" : "float modulo");
       double fd, mod;
       float_divmod(a.as_double(), b.as_double(), &fd, &mod);
       return Value::floating(floor_div ? fd : mod);
@@ -199,7 +206,8 @@ Value unary_minus(const Value& v, bool negate) {
 
 bool contains(const Value& container, const Value& item) {
   switch (container.kind()) {
-    case Kind::kUndefined: return false;
+    case Kind::kUndefined:
+      return false;
     case Kind::kString:
       if (!item.is_string())
         throw_type_error("'in <string>' requires string as left operand, not " + item.type_name());
@@ -208,7 +216,8 @@ bool contains(const Value& container, const Value& item) {
       for (const Value& v : container.items())
         if (equals(v, item)) return true;
       return false;
-    case Kind::kDict: return container.dict_data().find(item) != nullptr;
+    case Kind::kDict:
+      return container.dict_data().find(item) != nullptr;
     default:
       throw_type_error("argument of type '" + container.type_name() + "' is not iterable");
   }

@@ -11,17 +11,28 @@ constexpr int kMaxParseRecursion = 100;
 
 std::string describe(const Token& t) {
   switch (t.type) {
-    case Tok::kData: return "template data / text";
-    case Tok::kVarBegin: return "begin of print statement";
-    case Tok::kVarEnd: return "end of print statement";
-    case Tok::kBlockBegin: return "begin of statement block";
-    case Tok::kBlockEnd: return "end of statement block";
-    case Tok::kName: return t.value;
-    case Tok::kString: return "string";
-    case Tok::kInteger: return "integer";
-    case Tok::kFloat: return "float";
-    case Tok::kOperator: return t.value;
-    case Tok::kEof: return "end of template";
+    case Tok::kData:
+      return "template data / text";
+    case Tok::kVarBegin:
+      return "begin of print statement";
+    case Tok::kVarEnd:
+      return "end of print statement";
+    case Tok::kBlockBegin:
+      return "begin of statement block";
+    case Tok::kBlockEnd:
+      return "end of statement block";
+    case Tok::kName:
+      return t.value;
+    case Tok::kString:
+      return "string";
+    case Tok::kInteger:
+      return "integer";
+    case Tok::kFloat:
+      return "float";
+    case Tok::kOperator:
+      return t.value;
+    case Tok::kEof:
+      return "end of template";
   }
   return "token";
 }
@@ -45,9 +56,7 @@ class Parser {
     if (i_ + 1 < toks_.size()) ++i_;
     return t;
   }
-  bool is_name(std::string_view kw) const {
-    return cur().type == Tok::kName && cur().value == kw;
-  }
+  bool is_name(std::string_view kw) const { return cur().type == Tok::kName && cur().value == kw; }
   bool is_op(std::string_view op) const {
     return cur().type == Tok::kOperator && cur().value == op;
   }
@@ -69,7 +78,8 @@ class Parser {
       fail("expected token '" + std::string(op) + "', got '" + describe(cur()) + "'");
   }
   void expect(Tok type, const char* what) {
-    if (cur().type != type) fail(std::string("expected ") + what + ", got '" + describe(cur()) + "'");
+    if (cur().type != type)
+      fail(std::string("expected ") + what + ", got '" + describe(cur()) + "'");
     next();
   }
   std::string expect_name() {
@@ -107,8 +117,7 @@ class Parser {
     if (e->dyn_kwargs) d = std::max(d, e->dyn_kwargs->depth);
     e->depth = d + 1;
     if (e->depth > kMaxExprDepth)
-      fail("expression nested too deeply (more than " + std::to_string(kMaxExprDepth) +
-               " levels)",
+      fail("expression nested too deeply (more than " + std::to_string(kMaxExprDepth) + " levels)",
            e->line);
     return e;
   }
@@ -199,6 +208,13 @@ class Parser {
     if (kw == "print") return parse_print();
     if (kw == "block") return parse_block();
     if (kw == "autoescape") return parse_autoescape();
+    if (kw == "generation") {
+      // Hugging Face's AssistantTracker extension: marks assistant text for
+      // return_assistant_tokens_mask; rendering is unaffected.
+      auto s = new_stmt(StmtKind::kScope, next().line);
+      s->body = parse_statements({"endgeneration"}, true);
+      return s;
+    }
     if (kw == "break" || kw == "continue") {
       const int line = next().line;
       if (loop_depth_ == 0) fail("'" + kw + "' outside loop", line);
@@ -565,7 +581,8 @@ class Parser {
     switch (t.type) {
       case Tok::kName: {
         next();
-        if (t.value == "true" || t.value == "True") return make_literal(Value::boolean(true), t.line);
+        if (t.value == "true" || t.value == "True")
+          return make_literal(Value::boolean(true), t.line);
         if (t.value == "false" || t.value == "False")
           return make_literal(Value::boolean(false), t.line);
         if (t.value == "none" || t.value == "None") return make_literal(Value::none(), t.line);
@@ -580,8 +597,10 @@ class Parser {
         while (cur().type == Tok::kString) s += next().value;
         return make_literal(Value::string(std::move(s)), line);
       }
-      case Tok::kInteger: return make_literal(Value::integer(next().int_value), t.line);
-      case Tok::kFloat: return make_literal(Value::floating(next().float_value), t.line);
+      case Tok::kInteger:
+        return make_literal(Value::integer(next().int_value), t.line);
+      case Tok::kFloat:
+        return make_literal(Value::floating(next().float_value), t.line);
       case Tok::kOperator:
         if (t.value == "(") {
           next();
@@ -592,7 +611,8 @@ class Parser {
         if (t.value == "[") return parse_list();
         if (t.value == "{") return parse_dict();
         break;
-      default: break;
+      default:
+        break;
     }
     fail("unexpected '" + describe(t) + "'");
   }

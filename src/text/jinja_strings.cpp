@@ -47,27 +47,41 @@ bool in_pair_ranges_latin_ext_b(char32_t c) {
 // Upper-case expansions of the Latin ligatures (U+FB00..U+FB06).
 const char* ligature_upper(char32_t c) {
   switch (c) {
-    case 0xFB00: return "FF";
-    case 0xFB01: return "FI";
-    case 0xFB02: return "FL";
-    case 0xFB03: return "FFI";
-    case 0xFB04: return "FFL";
+    case 0xFB00:
+      return "FF";
+    case 0xFB01:
+      return "FI";
+    case 0xFB02:
+      return "FL";
+    case 0xFB03:
+      return "FFI";
+    case 0xFB04:
+      return "FFL";
     case 0xFB05:
-    case 0xFB06: return "ST";
-    default: return nullptr;
+    case 0xFB06:
+      return "ST";
+    default:
+      return nullptr;
   }
 }
 
 const char* ligature_title(char32_t c) {
   switch (c) {
-    case 0xFB00: return "Ff";
-    case 0xFB01: return "Fi";
-    case 0xFB02: return "Fl";
-    case 0xFB03: return "Ffi";
-    case 0xFB04: return "Ffl";
+    case 0xFB00:
+      return "Ff";
+    case 0xFB01:
+      return "Fi";
+    case 0xFB02:
+      return "Fl";
+    case 0xFB03:
+      return "Ffi";
+    case 0xFB04:
+      return "Ffl";
     case 0xFB05:
-    case 0xFB06: return "St";
-    default: return nullptr;
+    case 0xFB06:
+      return "St";
+    default:
+      return nullptr;
   }
 }
 
@@ -211,7 +225,9 @@ int64_t cp_index_of(const std::vector<size_t>& offsets, size_t byte) {
 
 }  // namespace
 
-std::vector<size_t> char_offsets(std::string_view s) { return decode(s).offsets; }
+std::vector<size_t> char_offsets(std::string_view s) {
+  return decode(s).offsets;
+}
 
 bool is_ascii(std::string_view s) {
   for (char c : s)
@@ -232,8 +248,8 @@ size_t py_len(std::string_view s) {
 
 bool is_py_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
 }
 
 bool is_line_break(char32_t c) {
@@ -510,8 +526,7 @@ std::vector<std::string> py_splitlines(std::string_view s, bool keepends) {
 }
 
 std::optional<std::string> py_replace(std::string_view s, std::string_view old_sub,
-                                      std::string_view new_sub, int64_t count,
-                                      size_t max_bytes) {
+                                      std::string_view new_sub, int64_t count, size_t max_bytes) {
   std::string out;
   int64_t remaining = count < 0 ? INT64_MAX : count;
   if (old_sub.empty()) {
@@ -562,8 +577,8 @@ int64_t py_find(std::string_view s, std::string_view sub, std::optional<int64_t>
   int64_t lo, hi;
   clamp_slice_bounds(len, start, end, &lo, &hi);
   if (hi < lo) return -1;
-  const std::string_view window =
-      s.substr(byte_offset_of(offsets, lo), byte_offset_of(offsets, hi) - byte_offset_of(offsets, lo));
+  const std::string_view window = s.substr(
+      byte_offset_of(offsets, lo), byte_offset_of(offsets, hi) - byte_offset_of(offsets, lo));
   const size_t hit = reverse ? window.rfind(sub) : window.find(sub);
   if (hit == std::string_view::npos) return -1;
   return cp_index_of(offsets, byte_offset_of(offsets, lo) + hit);
@@ -580,8 +595,8 @@ int64_t py_count(std::string_view s, std::string_view sub, std::optional<int64_t
   clamp_slice_bounds(len, start, end, &lo, &hi);
   if (hi < lo) return 0;
   if (sub.empty()) return hi - lo + 1;
-  const std::string_view window =
-      s.substr(byte_offset_of(offsets, lo), byte_offset_of(offsets, hi) - byte_offset_of(offsets, lo));
+  const std::string_view window = s.substr(
+      byte_offset_of(offsets, lo), byte_offset_of(offsets, hi) - byte_offset_of(offsets, lo));
   int64_t n = 0;
   for (size_t pos = window.find(sub); pos != std::string_view::npos;
        pos = window.find(sub, pos + sub.size()))
@@ -610,12 +625,23 @@ std::string html_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

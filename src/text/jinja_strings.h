@@ -29,7 +29,7 @@ bool is_word_char(char32_t c);  // regex \w
 std::string py_upper(std::string_view s);
 std::string py_lower(std::string_view s);
 std::string py_capitalize(std::string_view s);
-std::string py_title(std::string_view s);    // str.title()
+std::string py_title(std::string_view s);  // str.title()
 std::string py_swapcase(std::string_view s);
 std::string jinja_title(std::string_view s);  // Jinja's |title filter
 

@@ -110,27 +110,49 @@ bool t_divisibleby(Interpreter& interp, const Value& v, CallArgs& a) {
   return modulo_is(interp, v, arg(a, "divisibleby", "num"), 0);
 }
 
-bool t_eq(Interpreter&, const Value& v, CallArgs& a) { return equals(v, arg(a, "eq", "b")); }
-bool t_ne(Interpreter&, const Value& v, CallArgs& a) { return !equals(v, arg(a, "ne", "b")); }
-bool t_lt(Interpreter&, const Value& v, CallArgs& a) { return compare(v, arg(a, "lt", "b"), "<") < 0; }
-bool t_le(Interpreter&, const Value& v, CallArgs& a) { return compare(v, arg(a, "le", "b"), "<=") <= 0; }
-bool t_gt(Interpreter&, const Value& v, CallArgs& a) { return compare(v, arg(a, "gt", "b"), ">") > 0; }
-bool t_ge(Interpreter&, const Value& v, CallArgs& a) { return compare(v, arg(a, "ge", "b"), ">=") >= 0; }
-bool t_in(Interpreter&, const Value& v, CallArgs& a) { return contains(arg(a, "in", "seq"), v); }
+bool t_eq(Interpreter&, const Value& v, CallArgs& a) {
+  return equals(v, arg(a, "eq", "b"));
+}
+bool t_ne(Interpreter&, const Value& v, CallArgs& a) {
+  return !equals(v, arg(a, "ne", "b"));
+}
+bool t_lt(Interpreter&, const Value& v, CallArgs& a) {
+  return compare(v, arg(a, "lt", "b"), "<") < 0;
+}
+bool t_le(Interpreter&, const Value& v, CallArgs& a) {
+  return compare(v, arg(a, "le", "b"), "<=") <= 0;
+}
+bool t_gt(Interpreter&, const Value& v, CallArgs& a) {
+  return compare(v, arg(a, "gt", "b"), ">") > 0;
+}
+bool t_ge(Interpreter&, const Value& v, CallArgs& a) {
+  return compare(v, arg(a, "ge", "b"), ">=") >= 0;
+}
+bool t_in(Interpreter&, const Value& v, CallArgs& a) {
+  return contains(arg(a, "in", "seq"), v);
+}
 
 bool t_sameas(Interpreter&, const Value& v, CallArgs& a) {
   const Value& other = arg(a, "sameas", "other");
   if (v.kind() != other.kind()) return false;
   switch (v.kind()) {
     case Kind::kNone:
-    case Kind::kUndefined: return true;
-    case Kind::kBool: return v.as_bool() == other.as_bool();
-    case Kind::kInt: return v.as_int() == other.as_int() && v.as_int() >= -5 && v.as_int() <= 256;
-    case Kind::kString: return v.str().data() == other.str().data();
-    case Kind::kList: return &v.items() == &other.items();
-    case Kind::kDict: return &v.dict_data() == &other.dict_data();
-    case Kind::kObject: return &v.obj() == &other.obj();
-    default: return false;
+    case Kind::kUndefined:
+      return true;
+    case Kind::kBool:
+      return v.as_bool() == other.as_bool();
+    case Kind::kInt:
+      return v.as_int() == other.as_int() && v.as_int() >= -5 && v.as_int() <= 256;
+    case Kind::kString:
+      return v.str().data() == other.str().data();
+    case Kind::kList:
+      return &v.items() == &other.items();
+    case Kind::kDict:
+      return &v.dict_data() == &other.dict_data();
+    case Kind::kObject:
+      return &v.obj() == &other.obj();
+    default:
+      return false;
   }
 }
 
@@ -145,25 +167,44 @@ bool t_test(Interpreter& interp, const Value& v, CallArgs& a) {
 
 const std::unordered_map<std::string_view, TestFn>& tests() {
   static const std::unordered_map<std::string_view, TestFn> table = {
-      {"defined", t_defined},   {"undefined", t_undefined},
-      {"none", t_none},         {"boolean", t_boolean},
-      {"true", t_true},         {"false", t_false},
-      {"integer", t_integer},   {"float", t_float},
-      {"number", t_number},     {"string", t_string},
-      {"mapping", t_mapping},   {"sequence", t_sequence},
-      {"iterable", t_iterable}, {"callable", t_callable},
-      {"escaped", t_escaped},   {"lower", t_lower},
-      {"upper", t_upper},       {"odd", t_odd},
-      {"even", t_even},         {"divisibleby", t_divisibleby},
-      {"eq", t_eq},             {"equalto", t_eq},
-      {"==", t_eq},             {"ne", t_ne},
-      {"!=", t_ne},             {"lt", t_lt},
-      {"lessthan", t_lt},       {"<", t_lt},
-      {"le", t_le},             {"<=", t_le},
-      {"gt", t_gt},             {"greaterthan", t_gt},
-      {">", t_gt},              {"ge", t_ge},
-      {">=", t_ge},             {"in", t_in},
-      {"sameas", t_sameas},     {"filter", t_filter},
+      {"defined", t_defined},
+      {"undefined", t_undefined},
+      {"none", t_none},
+      {"boolean", t_boolean},
+      {"true", t_true},
+      {"false", t_false},
+      {"integer", t_integer},
+      {"float", t_float},
+      {"number", t_number},
+      {"string", t_string},
+      {"mapping", t_mapping},
+      {"sequence", t_sequence},
+      {"iterable", t_iterable},
+      {"callable", t_callable},
+      {"escaped", t_escaped},
+      {"lower", t_lower},
+      {"upper", t_upper},
+      {"odd", t_odd},
+      {"even", t_even},
+      {"divisibleby", t_divisibleby},
+      {"eq", t_eq},
+      {"equalto", t_eq},
+      {"==", t_eq},
+      {"ne", t_ne},
+      {"!=", t_ne},
+      {"lt", t_lt},
+      {"lessthan", t_lt},
+      {"<", t_lt},
+      {"le", t_le},
+      {"<=", t_le},
+      {"gt", t_gt},
+      {"greaterthan", t_gt},
+      {">", t_gt},
+      {"ge", t_ge},
+      {">=", t_ge},
+      {"in", t_in},
+      {"sameas", t_sameas},
+      {"filter", t_filter},
       {"test", t_test},
   };
   return table;

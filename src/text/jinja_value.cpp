@@ -27,7 +27,9 @@ void check_size(const std::string& out, size_t max_bytes) {
     throw_error("LimitError", "string longer than " + std::to_string(max_bytes) + " bytes");
 }
 
-int child_depth(const Value& v) { return v.depth(); }
+int child_depth(const Value& v) {
+  return v.depth();
+}
 
 [[noreturn]] void too_deep() {
   throw_error("LimitError",
@@ -75,13 +77,27 @@ void append_json_string(std::string& out, std::string_view s, bool ensure_ascii)
     const auto byte = static_cast<unsigned char>(s[i]);
     if (byte < 0x80) {
       switch (byte) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
           if (byte < 0x20 || (ensure_ascii && byte == 0x7F))
             u_escape(byte);
@@ -116,8 +132,8 @@ bool is_printable(char32_t c) {
   if ((c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) ||
       (c >= 0x205F && c <= 0x206F) || c == 0x3000)
     return false;
-  if ((c >= 0xD800 && c <= 0xF8FF) || c == 0xFEFF || (c >= 0xFFF0 && c <= 0xFFFB) ||
-      c == 0xFFFE || c == 0xFFFF)
+  if ((c >= 0xD800 && c <= 0xF8FF) || c == 0xFEFF || (c >= 0xFFF0 && c <= 0xFFFB) || c == 0xFFFE ||
+      c == 0xFFFF)
     return false;
   if ((c >= 0xE0000 && c <= 0xE0FFF) || c >= 0xF0000) return false;
   return true;
@@ -125,10 +141,18 @@ bool is_printable(char32_t c) {
 
 void append_key_json(std::string& out, const Value& key, const JsonFormat& f) {
   switch (key.kind()) {
-    case Kind::kString: append_json_string(out, key.str(), f.ensure_ascii); return;
-    case Kind::kInt: out += '"' + std::to_string(key.as_int()) + '"'; return;
-    case Kind::kBool: out += key.as_bool() ? "\"true\"" : "\"false\""; return;
-    case Kind::kNone: out += "\"null\""; return;
+    case Kind::kString:
+      append_json_string(out, key.str(), f.ensure_ascii);
+      return;
+    case Kind::kInt:
+      out += '"' + std::to_string(key.as_int()) + '"';
+      return;
+    case Kind::kBool:
+      out += key.as_bool() ? "\"true\"" : "\"false\"";
+      return;
+    case Kind::kNone:
+      out += "\"null\"";
+      return;
     case Kind::kFloat: {
       const double d = key.as_double();
       std::string s = std::isnan(d)   ? "NaN"
@@ -150,9 +174,15 @@ void append_json_impl(std::string& out, const Value& v, const JsonFormat& f, siz
     for (int i = 0; i < n; ++i) out += f.indent;
   };
   switch (v.kind()) {
-    case Kind::kNone: out += "null"; return;
-    case Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Kind::kInt: out += std::to_string(v.as_int()); return;
+    case Kind::kNone:
+      out += "null";
+      return;
+    case Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case Kind::kFloat: {
       const double d = v.as_double();
       if (std::isnan(d))
@@ -163,7 +193,9 @@ void append_json_impl(std::string& out, const Value& v, const JsonFormat& f, siz
         out += float_repr(d);
       return;
     }
-    case Kind::kString: append_json_string(out, v.str(), f.ensure_ascii); return;
+    case Kind::kString:
+      append_json_string(out, v.str(), f.ensure_ascii);
+      return;
     case Kind::kList: {
       const auto& items = v.items();
       if (items.empty()) {
@@ -189,8 +221,9 @@ void append_json_impl(std::string& out, const Value& v, const JsonFormat& f, siz
       std::vector<const std::pair<Value, Value>*> order;
       for (const auto& e : d.entries) order.push_back(&e);
       if (f.sort_keys) {
-        std::stable_sort(order.begin(), order.end(),
-                         [](const auto* a, const auto* b) { return compare(a->first, b->first) < 0; });
+        std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+          return compare(a->first, b->first) < 0;
+        });
       }
       out += '{';
       for (size_t i = 0; i < order.size(); ++i) {
@@ -297,17 +330,22 @@ Value Value::object(std::shared_ptr<Object> o) {
 static Value from_json_impl(const nlohmann::ordered_json& j, int depth) {
   if (depth > kMaxValueDepth) too_deep();
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::none();
-    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value::integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       const auto u = j.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX))
         throw_error("OverflowError", "integer " + std::to_string(u) + " does not fit in 64 bits");
       return Value::integer(static_cast<int64_t>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float: return Value::floating(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value::string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value::floating(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::string(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
@@ -325,11 +363,14 @@ static Value from_json_impl(const nlohmann::ordered_json& j, int depth) {
       d->depth = child + 1;
       return Value::dict(std::move(d));
     }
-    default: throw_type_error("unsupported JSON value (binary or discarded)");
+    default:
+      throw_type_error("unsupported JSON value (binary or discarded)");
   }
 }
 
-Value Value::from_json(const nlohmann::ordered_json& j) { return from_json_impl(j, 1); }
+Value Value::from_json(const nlohmann::ordered_json& j) {
+  return from_json_impl(j, 1);
+}
 
 bool Value::is_tuple() const {
   return kind_ == Kind::kList && static_cast<const ListData*>(ptr_.get())->is_tuple;
@@ -357,9 +398,13 @@ const DictData& Value::dict_data() const {
   return *static_cast<const DictData*>(ptr_.get());
 }
 
-Object& Value::obj() const { return *static_cast<Object*>(ptr_.get()); }
+Object& Value::obj() const {
+  return *static_cast<Object*>(ptr_.get());
+}
 
-std::shared_ptr<Object> Value::obj_ptr() const { return std::static_pointer_cast<Object>(ptr_); }
+std::shared_ptr<Object> Value::obj_ptr() const {
+  return std::static_pointer_cast<Object>(ptr_);
+}
 
 const std::string& Value::undefined_message() const {
   static const std::string plain = "undefined value";
@@ -381,28 +426,44 @@ int Value::depth() const {
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return b_;
-    case Kind::kInt: return i_ != 0;
-    case Kind::kFloat: return f_ != 0.0;
-    case Kind::kString: return !str().empty();
-    case Kind::kList: return !items().empty();
-    case Kind::kDict: return !dict_data().entries.empty();
-    case Kind::kObject: return true;
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return f_ != 0.0;
+    case Kind::kString:
+      return !str().empty();
+    case Kind::kList:
+      return !items().empty();
+    case Kind::kDict:
+      return !dict_data().entries.empty();
+    case Kind::kObject:
+      return true;
   }
   return false;
 }
 
 std::string Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return markup_ ? "Markup" : "str";
-    case Kind::kList: return is_tuple() ? "tuple" : "list";
-    case Kind::kDict: return "dict";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return markup_ ? "Markup" : "str";
+    case Kind::kList:
+      return is_tuple() ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
     case Kind::kObject: {
       std::string t = obj().type_description();
       if (t.size() > 7 && t.compare(t.size() - 7, 7, " object") == 0) t.resize(t.size() - 7);
@@ -460,10 +521,13 @@ Value Object::call(Interpreter&, CallArgs&) {
 
 std::string hash_key(const Value& v) {
   switch (v.kind()) {
-    case Kind::kString: return "s" + v.str();
-    case Kind::kNone: return "N";
+    case Kind::kString:
+      return "s" + v.str();
+    case Kind::kNone:
+      return "N";
     case Kind::kBool:
-    case Kind::kInt: return "n" + std::to_string(v.as_int());
+    case Kind::kInt:
+      return "n" + std::to_string(v.as_int());
     case Kind::kFloat: {
       const double d = v.as_double();
       if (std::floor(d) == d && std::fabs(d) < 9.2e18)
@@ -473,13 +537,15 @@ std::string hash_key(const Value& v) {
     case Kind::kList:
       if (v.is_tuple()) {
         std::string h = "t(";
-        for (const Value& item : v.items()) h += std::to_string(hash_key(item).size()) + ":" +
-                                                 hash_key(item);
+        for (const Value& item : v.items())
+          h += std::to_string(hash_key(item).size()) + ":" + hash_key(item);
         return h + ")";
       }
       throw_type_error("unhashable type: 'list'");
-    case Kind::kDict: throw_type_error("unhashable type: 'dict'");
-    case Kind::kUndefined: return "U";
+    case Kind::kDict:
+      throw_type_error("unhashable type: 'dict'");
+    case Kind::kUndefined:
+      return "U";
     case Kind::kObject: {
       char buf[32];
       std::snprintf(buf, sizeof buf, "o%p", static_cast<void*>(&v.obj()));
@@ -494,8 +560,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kString: return a.str() == b.str();
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return a.str() == b.str();
     case Kind::kList: {
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto &x = a.items(), &y = b.items();
@@ -513,8 +581,10 @@ bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Kind::kObject: return &a.obj() == &b.obj();
-    default: return false;
+    case Kind::kObject:
+      return &a.obj() == &b.obj();
+    default:
+      return false;
   }
 }
 
@@ -616,8 +686,12 @@ std::string string_repr(std::string_view s) {
 void append_repr(std::string& out, const Value& v, size_t max_bytes) {
   check_size(out, max_bytes);
   switch (v.kind()) {
-    case Kind::kUndefined: out += "Undefined"; return;
-    case Kind::kString: out += string_repr(v.str()); break;
+    case Kind::kUndefined:
+      out += "Undefined";
+      return;
+    case Kind::kString:
+      out += string_repr(v.str());
+      break;
     case Kind::kList: {
       const bool tuple = v.is_tuple();
       out += tuple ? '(' : '[';
@@ -643,21 +717,38 @@ void append_repr(std::string& out, const Value& v, size_t max_bytes) {
       out += '}';
       break;
     }
-    case Kind::kObject: v.obj().append_repr(out, max_bytes); break;
-    default: append_str(out, v, max_bytes); return;
+    case Kind::kObject:
+      v.obj().append_repr(out, max_bytes);
+      break;
+    default:
+      append_str(out, v, max_bytes);
+      return;
   }
   check_size(out, max_bytes);
 }
 
 void append_str(std::string& out, const Value& v, size_t max_bytes) {
   switch (v.kind()) {
-    case Kind::kUndefined: return;
-    case Kind::kNone: out += "None"; break;
-    case Kind::kBool: out += v.as_bool() ? "True" : "False"; break;
-    case Kind::kInt: out += std::to_string(v.as_int()); break;
-    case Kind::kFloat: out += float_repr(v.as_double()); break;
-    case Kind::kString: out += v.str(); break;
-    default: append_repr(out, v, max_bytes); return;
+    case Kind::kUndefined:
+      return;
+    case Kind::kNone:
+      out += "None";
+      break;
+    case Kind::kBool:
+      out += v.as_bool() ? "True" : "False";
+      break;
+    case Kind::kInt:
+      out += std::to_string(v.as_int());
+      break;
+    case Kind::kFloat:
+      out += float_repr(v.as_double());
+      break;
+    case Kind::kString:
+      out += v.str();
+      break;
+    default:
+      append_repr(out, v, max_bytes);
+      return;
   }
   check_size(out, max_bytes);
 }

@@ -10,13 +10,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "muse/error.h"
 
@@ -46,7 +45,17 @@ class TemplateError : public Error {
   throw_error("TypeError", std::move(detail));
 }
 
-enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kObject };
+enum class Kind : uint8_t {
+  kUndefined,
+  kNone,
+  kBool,
+  kInt,
+  kFloat,
+  kString,
+  kList,
+  kDict,
+  kObject
+};
 
 class Value;
 class Object;
@@ -92,7 +101,7 @@ class Value {
 
   bool as_bool() const { return b_; }
   int64_t as_int() const { return kind_ == Kind::kBool ? (b_ ? 1 : 0) : i_; }  // int or bool
-  double as_double() const;  // int, bool or float
+  double as_double() const;                                                    // int, bool or float
   const std::string& str() const;
   const std::vector<Value>& items() const;  // list or tuple
   const DictData& dict_data() const;
@@ -137,7 +146,7 @@ struct DictData {
 };
 
 struct UndefinedData {
-  std::string message;  // what UndefinedError says when the value is used
+  std::string message;    // what UndefinedError says when the value is used
   bool security = false;  // raises SecurityError instead (unsafe attribute)
 };
 

@@ -41,7 +41,9 @@ std::vector<std::string> template_names() {
 }
 
 // The exception class of a Python-style "Kind: detail" message.
-std::string kind_of(const std::string& message) { return message.substr(0, message.find(':')); }
+std::string kind_of(const std::string& message) {
+  return message.substr(0, message.find(':'));
+}
 
 ChatInputs inputs_for(const ordered_json& cases, const ordered_json& c) {
   ChatInputs in;
@@ -96,8 +98,8 @@ TEST_P(SharedTemplate, CliOutputMatchesExpectedFile) {
   fs::create_directories(MUSE_TEST_TMP);
   const std::string base = kDir + "/" + GetParam();
   const std::string out_path = std::string(MUSE_TEST_TMP) + "/template-" + GetParam() + ".json";
-  const std::string cmd = "'" + bin + "' template --template '" + base + ".jinja' --cases '" + kDir +
-                          "/cases.json' > '" + out_path + "'";
+  const std::string cmd = "'" + bin + "' template --template '" + base + ".jinja' --cases '" +
+                          kDir + "/cases.json' > '" + out_path + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const ordered_json got = ordered_json::parse(read_file(out_path));
   const ordered_json want = ordered_json::parse(read_file(base + ".expected.json"));
@@ -109,7 +111,8 @@ TEST_P(SharedTemplate, CliOutputMatchesExpectedFile) {
       EXPECT_EQ(g.value().value("output", "<missing>"), w["output"].get<std::string>()) << name;
     } else {
       ASSERT_TRUE(g.value().contains("error")) << name;
-      EXPECT_EQ(kind_of(g.value()["error"].get<std::string>()), kind_of(w["error"].get<std::string>()))
+      EXPECT_EQ(kind_of(g.value()["error"].get<std::string>()),
+                kind_of(w["error"].get<std::string>()))
           << name;
     }
     ++g;
@@ -128,10 +131,12 @@ INSTANTIATE_TEST_SUITE_P(Shared, SharedTemplate, ::testing::ValuesIn(template_na
 
 TEST(ChatTemplateApi, PassesWhatApplyChatTemplatePasses) {
   const ChatTemplate t(
-      "{{ bos_token }}|{{ eos_token is defined }}|{{ tools is defined }}|{{ add_generation_prompt }}|"
+      "{{ bos_token }}|{{ eos_token is defined }}|{{ tools is defined }}|{{ add_generation_prompt "
+      "}}|"
       "{{ enable_thinking }}|{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}");
   ChatInputs in;
-  in.messages = ordered_json::parse(R"([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])");
+  in.messages = ordered_json::parse(
+      R"([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])");
   in.bos_token = "<s>";
   in.extra_context = ordered_json::parse(R"({"enable_thinking": false})");
   EXPECT_EQ(t.render(in), "<s>|False|False|False|False|user:hi;assistant:yo;");
@@ -141,8 +146,9 @@ TEST(ChatTemplateApi, PassesWhatApplyChatTemplatePasses) {
 }
 
 TEST(ChatTemplateApi, RaiseExceptionAndStrftimeNow) {
-  const ChatTemplate t("{% if messages|length == 0 %}{{ raise_exception('No messages.') }}{% endif %}"
-                       "{{ strftime_now('%d %b %Y|%B %-d, %Y|%Y-%m-%d|%A') }}");
+  const ChatTemplate t(
+      "{% if messages|length == 0 %}{{ raise_exception('No messages.') }}{% endif %}"
+      "{{ strftime_now('%d %b %Y|%B %-d, %Y|%Y-%m-%d|%A') }}");
   ChatInputs in;
   in.now = date_from_iso("2026-11-26");
   try {
@@ -170,7 +176,8 @@ TEST(ChatTemplateApi, ContinueFinalMessageCutsAfterTheLastContent) {
   // The template trimmed the trailing spaces, so the output ends at the stripped text.
   EXPECT_EQ(t.render(in), "<user>Hi</user><assistant>The answer is");
   in.messages.back()["content"] = "not in the output\n";
-  const ChatTemplate drops("{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}");
+  const ChatTemplate drops(
+      "{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}");
   EXPECT_THROW(drops.render(in), Error);
 }
 

@@ -33,17 +33,20 @@ std::string error_of(std::string_view src) {
 }
 
 TEST(JinjaFilters, Strings) {
-  EXPECT_EQ(render("{{ s|upper }}|{{ s|lower }}|{{ 'hello wORLD-x'|title }}|{{ 'hELLO'|capitalize }}"),
-            "HELLO WORLD|hello world|Hello World-X|Hello");
+  EXPECT_EQ(
+      render("{{ s|upper }}|{{ s|lower }}|{{ 'hello wORLD-x'|title }}|{{ 'hELLO'|capitalize }}"),
+      "HELLO WORLD|hello world|Hello World-X|Hello");
   EXPECT_EQ(render("[{{ '  x \n'|trim }}][{{ 'xxhixx'|trim('x') }}][{{ 'ab'|center(6) }}]"),
             "[x][hi][  ab  ]");
-  EXPECT_EQ(render("{{ 'aXbXc'|replace('X', '-') }} {{ 'aXbXc'|replace('X', '-', 1) }}"), "a-b-c a-bXc");
+  EXPECT_EQ(render("{{ 'aXbXc'|replace('X', '-') }} {{ 'aXbXc'|replace('X', '-', 1) }}"),
+            "a-b-c a-bXc");
   EXPECT_EQ(render("{{ 'one two, three'|wordcount }} {{ s|length }} {{ u|length }} {{ u|count }}"),
             "3 11 11 11");
   EXPECT_EQ(render("{{ 'hello world foo'|truncate(9) }}|{{ 'hello world foo'|truncate(9, true) }}|"
                    "{{ 'hello world'|truncate(11) }}"),
             "hello...|hello ...|hello world");
-  EXPECT_EQ(render("{{ 'a\nb\nc'|indent }}|{{ 'a\n\nb'|indent(2, true) }}|{{ 'a\n\nb'|indent(2, blank=true) }}"),
+  EXPECT_EQ(render("{{ 'a\nb\nc'|indent }}|{{ 'a\n\nb'|indent(2, true) }}|{{ 'a\n\nb'|indent(2, "
+                   "blank=true) }}"),
             "a\n    b\n    c|  a\n\n  b|a\n  \n  b");
   EXPECT_EQ(render("{{ '<a href=\"x\">'|e }} {{ 'x'|safe }} {{ 5|string }} {{ s|reverse }}"),
             "&lt;a href=&#34;x&#34;&gt; x 5 dlroW olleH");
@@ -60,22 +63,27 @@ TEST(JinjaFilters, Numbers) {
   EXPECT_EQ(render("{{ 2.567|round(2) }} {{ 2.5|round }} {{ 3.5|round }} {{ 3|round }} "
                    "{{ 2.1|round(method='ceil') }} {{ 2.9|round(0, 'floor') }}"),
             "2.57 2.0 4.0 3 3.0 2.0");
-  EXPECT_EQ(render("{{ xs|sum }} {{ users|sum(attribute='age') }} {{ [1.5, 2]|sum }} {{ xs|min }} {{ xs|max }}"),
+  EXPECT_EQ(render("{{ xs|sum }} {{ users|sum(attribute='age') }} {{ [1.5, 2]|sum }} {{ xs|min }} "
+                   "{{ xs|max }}"),
             "6 85 3.5 1 3");
-  EXPECT_EQ(render("{{ 12345|filesizeformat }} {{ 1024|filesizeformat(true) }}"), "12.3 kB 1.0 KiB");
+  EXPECT_EQ(render("{{ 12345|filesizeformat }} {{ 1024|filesizeformat(true) }}"),
+            "12.3 kB 1.0 KiB");
 }
 
 TEST(JinjaFilters, Sequences) {
-  EXPECT_EQ(render("{{ xs|first }} {{ xs|last }} {{ xs|length }} {{ xs|list }} {{ 'ab'|list }} {{ d|list }}"),
+  EXPECT_EQ(render("{{ xs|first }} {{ xs|last }} {{ xs|length }} {{ xs|list }} {{ 'ab'|list }} {{ "
+                   "d|list }}"),
             "3 2 3 [3, 1, 2] ['a', 'b'] ['b', 'a', 'c']");
   EXPECT_EQ(render("{{ xs|sort }} {{ xs|sort(reverse=true) }} {{ ['b', 'A', 'c']|sort }} "
                    "{{ ['b', 'A', 'c']|sort(case_sensitive=true) }}"),
             "[1, 2, 3] [3, 2, 1] ['A', 'b', 'c'] ['A', 'b', 'c']");
   // sort is stable, also in reverse.
-  EXPECT_EQ(render("{{ users|sort(attribute='age')|map(attribute='name')|join(',') }} "
-                   "{{ users|sort(attribute='age', reverse=true)|map(attribute='name')|join(',') }}"),
-            "Alice,bob,carl bob,carl,Alice");
-  EXPECT_EQ(render("{{ [1, 2, 2, 3, 1]|unique|list }} {{ ['a', 'A', 'b']|unique|list }} {{ xs|reverse|list }}"),
+  EXPECT_EQ(
+      render("{{ users|sort(attribute='age')|map(attribute='name')|join(',') }} "
+             "{{ users|sort(attribute='age', reverse=true)|map(attribute='name')|join(',') }}"),
+      "Alice,bob,carl bob,carl,Alice");
+  EXPECT_EQ(render("{{ [1, 2, 2, 3, 1]|unique|list }} {{ ['a', 'A', 'b']|unique|list }} {{ "
+                   "xs|reverse|list }}"),
             "[1, 2, 3] ['a', 'b'] [2, 1, 3]");
   EXPECT_EQ(render("{{ xs|join }} {{ xs|join(', ') }} {{ users|join('/', attribute='name') }}"),
             "312 3, 1, 2 bob/Alice/carl");
@@ -83,20 +91,25 @@ TEST(JinjaFilters, Sequences) {
                    "{{ [1, 2, 3, 4, 5]|slice(2)|list }}"),
             "[[1, 2], [3, 4], [5]] [[1, 2], [3, 'x']] [[1, 2, 3], [4, 5]]");
   EXPECT_EQ(render("{{ users|max(attribute='age')|attr('name') }}{{ []|max }}"), "");
-  EXPECT_EQ(render("{{ (users|max(attribute='age')).name }} {{ (users|min(attribute='name')).name }}"),
-            "bob Alice");
+  EXPECT_EQ(
+      render("{{ (users|max(attribute='age')).name }} {{ (users|min(attribute='name')).name }}"),
+      "bob Alice");
 }
 
 TEST(JinjaFilters, MapSelectReject) {
-  EXPECT_EQ(render("{{ users|map(attribute='name')|map('upper')|list }}"), "['BOB', 'ALICE', 'CARL']");
-  EXPECT_EQ(render("{{ users|map(attribute='x', default='?')|join }} {{ xs|map('string')|join('+') }}"),
-            "??? 3+1+2");
+  EXPECT_EQ(render("{{ users|map(attribute='name')|map('upper')|list }}"),
+            "['BOB', 'ALICE', 'CARL']");
+  EXPECT_EQ(
+      render("{{ users|map(attribute='x', default='?')|join }} {{ xs|map('string')|join('+') }}"),
+      "??? 3+1+2");
   EXPECT_EQ(render("{{ users|selectattr('age', 'equalto', 30)|map(attribute='name')|list }} "
                    "{{ users|rejectattr('age', '==', 30)|map(attribute='name')|list }}"),
             "['bob', 'carl'] ['Alice']");
-  EXPECT_EQ(render("{{ [0, 1, 2, 3]|select('odd')|list }} {{ [0, 1, 2, 3]|reject('even')|list }} "
-                   "{{ [0, 1, '', none, 'a']|select|list }} {{ [1, 2, 3]|select('greaterthan', 1)|list }}"),
-            "[1, 3] [1, 3] [1, 'a'] [2, 3]");
+  EXPECT_EQ(
+      render(
+          "{{ [0, 1, 2, 3]|select('odd')|list }} {{ [0, 1, 2, 3]|reject('even')|list }} "
+          "{{ [0, 1, '', none, 'a']|select|list }} {{ [1, 2, 3]|select('greaterthan', 1)|list }}"),
+      "[1, 3] [1, 3] [1, 'a'] [2, 3]");
   // Falsy inputs give empty results without being iterated.
   EXPECT_EQ(render("{{ 0|map('string')|list }} {{ none|select|list }}"), "[] []");
 }
@@ -106,7 +119,8 @@ TEST(JinjaFilters, Dicts) {
             "[('a', 1), ('b', 2), ('c', [1, 2])] ('c', [1, 2])");
   EXPECT_EQ(render("{{ d|items|list }}"), "[('b', 2), ('a', 1), ('c', [1, 2])]");
   EXPECT_EQ(render("{% for k, v in d|items %}{{ k }}{{ v }}{% endfor %}"), "b2a1c[1, 2]");
-  EXPECT_EQ(render("{% for age, group in users|groupby('age') %}{{ age }}:{{ group|map(attribute='name')|join(',') }};{% endfor %}"),
+  EXPECT_EQ(render("{% for age, group in users|groupby('age') %}{{ age }}:{{ "
+                   "group|map(attribute='name')|join(',') }};{% endfor %}"),
             "25:Alice;30:bob,carl;");
 }
 
@@ -117,7 +131,8 @@ TEST(JinjaFilters, DefaultAndUndefinedInputs) {
   EXPECT_EQ(render("{{ nope|list }} {{ nope|join }}|{{ nope|upper }}|{{ nope|first is defined }}"),
             "[] ||False");
   EXPECT_EQ(error_of("{{ nope|int }}"), "UndefinedError: 'nope' is undefined");
-  EXPECT_EQ(error_of("{{ nope|tojson }}"), "TypeError: Object of type Undefined is not JSON serializable");
+  EXPECT_EQ(error_of("{{ nope|tojson }}"),
+            "TypeError: Object of type Undefined is not JSON serializable");
 }
 
 TEST(JinjaFilters, TojsonIsHuggingFacesJsonDumps) {
@@ -136,31 +151,41 @@ TEST(JinjaFilters, TojsonIsHuggingFacesJsonDumps) {
 }
 
 TEST(JinjaFilters, ReprOfStringsEscapesLikePython) {
-  EXPECT_EQ(render("{{ ['\\x00\\x7f\\xa0\\u200b é✓🦙'] }}"), "['\\x00\\x7f\\xa0\\u200b é✓🦙']");
+  EXPECT_EQ(render("{{ ['\\x00\\x7f\\xa0\\u200b é✓🦙'] }}"),
+            "['\\x00\\x7f\\xa0\\u200b é✓🦙']");
   EXPECT_EQ(render("{{ [\"it's\", 'q\"', 'both\\'\"', '\\\\'] }}"),
             "[\"it's\", 'q\"', 'both\\'\"', '\\\\']");
 }
 
 TEST(JinjaMethods, StringMethods) {
-  EXPECT_EQ(render("{{ s.startswith('He') }} {{ s.endswith(('x', 'ld')) }} {{ s.upper() }} {{ s.lower() }}"),
-            "True True HELLO WORLD hello world");
-  EXPECT_EQ(render("{{ s.split() }} {{ s.split('o') }} {{ s.split('o', 1) }} {{ s.rsplit('o', 1) }}"),
-            "['Hello', 'World'] ['Hell', ' W', 'rld'] ['Hell', ' World'] ['Hello W', 'rld']");
-  EXPECT_EQ(render("{{ ' a b '.split(' ') }} {{ '  a  b  '.split() }} {{ ''.split() }} {{ ''.split(',') }}"),
-            "['', 'a', 'b', ''] ['a', 'b'] [] ['']");
+  EXPECT_EQ(
+      render(
+          "{{ s.startswith('He') }} {{ s.endswith(('x', 'ld')) }} {{ s.upper() }} {{ s.lower() }}"),
+      "True True HELLO WORLD hello world");
+  EXPECT_EQ(
+      render("{{ s.split() }} {{ s.split('o') }} {{ s.split('o', 1) }} {{ s.rsplit('o', 1) }}"),
+      "['Hello', 'World'] ['Hell', ' W', 'rld'] ['Hell', ' World'] ['Hello W', 'rld']");
+  EXPECT_EQ(
+      render(
+          "{{ ' a b '.split(' ') }} {{ '  a  b  '.split() }} {{ ''.split() }} {{ ''.split(',') }}"),
+      "['', 'a', 'b', ''] ['a', 'b'] [] ['']");
   EXPECT_EQ(render("[{{ '  a  '.strip() }}][{{ 'xxaxx'.lstrip('x') }}][{{ 'xxaxx'.rstrip('x') }}]"
                    "[{{ '\n\nx\n'.lstrip('\n') }}]"),
             "[a][axx][xxa][x\n]");
-  EXPECT_EQ(render("{{ s.replace('l', 'L') }} {{ s.find('o') }} {{ s.rfind('o') }} {{ s.find('z') }} "
-                   "{{ s.count('l') }} {{ s.index('W') }}"),
-            "HeLLo WorLd 4 7 -1 3 6");
-  EXPECT_EQ(render("{{ 'hello world'.title() }} {{ 'aBC'.capitalize() }} {{ ','.join(['a', 'b']) }} "
-                   "{{ 'a,b'.partition(',') }} {{ '5'.zfill(3) }} {{ 'ab'.ljust(4, '*') }}|"),
-            "Hello World Abc a,b ('a', ',', 'b') 005 ab**|");
-  EXPECT_EQ(render("{{ 'a</think>b'.split('</think>')[-1] }} {{ 'x'.isalpha() }} {{ '12'.isdigit() }}"),
-            "b True True");
+  EXPECT_EQ(
+      render("{{ s.replace('l', 'L') }} {{ s.find('o') }} {{ s.rfind('o') }} {{ s.find('z') }} "
+             "{{ s.count('l') }} {{ s.index('W') }}"),
+      "HeLLo WorLd 4 7 -1 3 6");
+  EXPECT_EQ(
+      render("{{ 'hello world'.title() }} {{ 'aBC'.capitalize() }} {{ ','.join(['a', 'b']) }} "
+             "{{ 'a,b'.partition(',') }} {{ '5'.zfill(3) }} {{ 'ab'.ljust(4, '*') }}|"),
+      "Hello World Abc a,b ('a', ',', 'b') 005 ab**|");
+  EXPECT_EQ(
+      render("{{ 'a</think>b'.split('</think>')[-1] }} {{ 'x'.isalpha() }} {{ '12'.isdigit() }}"),
+      "b True True");
   EXPECT_EQ(error_of("{{ s.index('z') }}"), "ValueError: substring not found");
-  EXPECT_EQ(error_of("{{ ','.join([1]) }}"), "TypeError: sequence item 0: expected str instance, int found");
+  EXPECT_EQ(error_of("{{ ','.join([1]) }}"),
+            "TypeError: sequence item 0: expected str instance, int found");
 }
 
 TEST(JinjaMethods, DictAndListMethods) {

@@ -31,9 +31,11 @@ const char* const kBuiltinTemplates[] = {
     "{%- set ns = namespace(n=0, seen=[]) -%}{%- for m in messages[::-1] if m.role != 'tool' -%}"
     "{%- set ns.n = ns.n + 1 -%}{%- set ns.seen = ns.seen + [m.role] -%}{%- endfor -%}"
     "{{ ns.n }}:{{ ns.seen | join(',') }}|{{ messages | map(attribute='role') | unique | list }}",
-    "{% macro r(x, d=0) %}{% if x is mapping %}{% for k, v in x.items() %}{{ k }}={{ r(v, d + 1) }};"
+    "{% macro r(x, d=0) %}{% if x is mapping %}{% for k, v in x.items() %}{{ k }}={{ r(v, d + 1) "
+    "}};"
     "{% endfor %}{% elif x is iterable and x is not string %}[{% for i in x %}{{ r(i, d + 1) }}"
-    "{% endfor %}]{% else %}{{ x | tojson }}{% endif %}{% endmacro %}{{ r(tools) }}{{ r(messages) }}",
+    "{% endfor %}]{% else %}{{ x | tojson }}{% endif %}{% endmacro %}{{ r(tools) }}{{ r(messages) "
+    "}}",
     "{% set x %}{% filter upper %}{{ 'a' ~ 1 }}{% endfilter %}{% endset %}{{ x * 2 }}"
     "{{ '%s-%05.1f' % ('v', 3.14159) }}{{ '{:>6}'.format('r') }}{{ [3, 1, 2] | sort | first }}"
     "{% call(v) m(2) %}{{ v }}{% endcall %}{% macro m(a) %}{{ caller(a) }}{% endmacro %}",
@@ -123,7 +125,8 @@ std::vector<std::string> pieces(const std::string& s) {
   std::vector<std::string> out;
   size_t i = 0;
   while (i < s.size()) {
-    static const char* const kDelims[] = {"{{-", "-}}", "{%-", "-%}", "{{", "}}", "{%", "%}", "{#", "#}"};
+    static const char* const kDelims[] = {"{{-", "-}}", "{%-", "-%}", "{{",
+                                          "}}",  "{%",  "%}",  "{#",  "#}"};
     bool matched = false;
     for (const char* d : kDelims) {
       if (s.compare(i, std::strlen(d), d) == 0) {
@@ -150,7 +153,8 @@ std::string mutate(const std::vector<std::string>& corpus, std::mt19937_64& rng)
     case 0: {  // random bytes, biased towards template syntax
       static const char kAlphabet[] = "{}%#-+()[]'\".,|~=<>*/ \n\tabcxyz019_";
       std::string s(pick(120), ' ');
-      for (char& c : s) c = rng() % 4 == 0 ? static_cast<char>(rng()) : kAlphabet[pick(sizeof kAlphabet - 1)];
+      for (char& c : s)
+        c = rng() % 4 == 0 ? static_cast<char>(rng()) : kAlphabet[pick(sizeof kAlphabet - 1)];
       return s;
     }
     case 1:  // truncation
@@ -161,9 +165,15 @@ std::string mutate(const std::vector<std::string>& corpus, std::mt19937_64& rng)
       for (int k = 0, n = 1 + static_cast<int>(pick(6)); k < n; ++k) {
         const size_t a = pick(p.size()), b = pick(p.size());
         switch (rng() % 3) {
-          case 0: std::swap(p[a], p[b]); break;
-          case 1: p.erase(p.begin() + static_cast<long>(a)); break;
-          default: p.insert(p.begin() + static_cast<long>(a), p[b]); break;
+          case 0:
+            std::swap(p[a], p[b]);
+            break;
+          case 1:
+            p.erase(p.begin() + static_cast<long>(a));
+            break;
+          default:
+            p.insert(p.begin() + static_cast<long>(a), p[b]);
+            break;
         }
         if (p.empty()) break;
       }
