@@ -60,8 +60,9 @@ TEST_P(QuantTypes, QuantizeLoadsAndStaysClose) {
     EXPECT_EQ(t.view.type, tensor_type_for(target, t.name, t.view.n_dims, t.view.ne[0], n_layer,
                                            file->find_tensor("output.weight") == nullptr))
         << t.name;
-    if (t.view.n_dims == 2 && target.base != DType::F32 && !target.q4_k_m)
+    if (t.view.n_dims == 2 && target.base != DType::F32 && !target.q4_k_m) {
       EXPECT_EQ(t.view.type, target.base) << t.name;  // widths are multiples of 256
+    }
   }
 
   const auto ref = logits_of(f32_model());

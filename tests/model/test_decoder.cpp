@@ -78,8 +78,12 @@ TEST_P(DecoderArch, InterleavedSequencesMatchSeparateRuns) {
   const int64_t V = model->config().n_vocab;
   size_t row = 0;
   for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
-    if (i < b.size()) EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(rb).subspan(i * V, V)), 1e-5);
-    if (i < a.size()) EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(ra).subspan(i * V, V)), 1e-5);
+    if (i < b.size()) {
+      EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(rb).subspan(i * V, V)), 1e-5);
+    }
+    if (i < a.size()) {
+      EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(ra).subspan(i * V, V)), 1e-5);
+    }
   }
 }
 
