@@ -18,6 +18,7 @@ Runner add_bench(CLI::App& app) {
     std::string model;
     int64_t prompt_tokens = 512, gen_tokens = 128, batch = 1, context = 0;
     int threads = 0, reps = 1;
+    std::string kv = "f32";
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -28,16 +29,20 @@ Runner add_bench(CLI::App& app) {
   app.add_option("--batch", o->batch, "Sequences decoded together");
   app.add_option("--context", o->context, "Tokens of context before decoding");
   app.add_option("--reps", o->reps, "Repetitions (best is reported)");
+  app.add_option("--kv", o->kv, "KV cache type: f32 (default, exact) or f16 (llama.cpp's default)");
   app.add_flag("--json", o->json, "Print one JSON object");
   return [o] {
     MUSE_CHECK(o->prompt_tokens >= 0 && o->gen_tokens >= 0 && o->batch >= 1 && o->context >= 0 &&
                    o->reps >= 1,
                "bench: counts must be non-negative, batch and reps at least 1");
+    MUSE_CHECK(o->kv == "f32" || o->kv == "f16", "bench: --kv must be f32 or f16, not ", o->kv);
     auto model = Model::load(o->model);
     const auto& c = model->config();
     const int threads = o->threads > 0 ? o->threads : default_thread_count();
     const int64_t ctx = std::max(o->prompt_tokens, o->context + o->gen_tokens) + 1;
-    Decoder dec(model, {ctx, o->batch, 512, threads});
+    DecoderOptions dopt{ctx, o->batch, 512, threads};
+    dopt.kv_type = o->kv == "f16" ? DType::F16 : DType::F32;
+    Decoder dec(model, dopt);
     std::mt19937 rng(42);
     std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));
     using clock = std::chrono::steady_clock;
@@ -66,7 +71,8 @@ Runner add_bench(CLI::App& app) {
         const auto t0 = clock::now();
         for (int64_t g = 0; g < o->gen_tokens; ++g) {
           for (int32_t s = 0; s < o->batch; ++s)
-            step[static_cast<size_t>(s)] = {tok(rng), static_cast<int32_t>(dec.seq_length(s)), s, true};
+            step[static_cast<size_t>(s)] = {tok(rng), static_cast<int32_t>(dec.seq_length(s)), s,
+                                            true};
           dec.forward(step);
         }
         const double s = std::chrono::duration<double>(clock::now() - t0).count();
@@ -83,27 +89,29 @@ Runner add_bench(CLI::App& app) {
       std::printf(
           "{\"model\": \"%s\", \"arch\": \"%s\", \"prefill_tps\": %.3f, \"decode_tps\": %.3f, "
           "\"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"threads\": %d, \"batch\": %lld, "
-          "\"context\": %lld, \"isa\": \"%s\", \"peak_rss_mb\": %.1f, "
+          "\"context\": %lld, \"kv\": \"%s\", \"isa\": \"%s\", \"peak_rss_mb\": %.1f, "
           "\"packed_weights_mb\": %.1f, \"mapped_weights_mb\": %.1f, \"kv_cache_mb\": %.1f, "
           "\"scratch_mb\": %.1f}\n",
           o->model.c_str(), c.arch.c_str(), best_prefill, best_decode,
           static_cast<long long>(o->prompt_tokens), static_cast<long long>(o->gen_tokens), threads,
-          static_cast<long long>(o->batch), static_cast<long long>(o->context), isa.c_str(), peak_mb,
-          mem.packed_weights / 1048576.0, mem.mapped_weights / 1048576.0, mem.kv_cache / 1048576.0,
-          mem.scratch / 1048576.0);
+          static_cast<long long>(o->batch), static_cast<long long>(o->context), o->kv.c_str(),
+          isa.c_str(), peak_mb, mem.packed_weights / 1048576.0, mem.mapped_weights / 1048576.0,
+          mem.kv_cache / 1048576.0, mem.scratch / 1048576.0);
     } else {
-      std::printf("model %s (%s), %d threads, %s kernels\n", o->model.c_str(), c.arch.c_str(),
-                  threads, isa.c_str());
+      std::printf("model %s (%s), %d threads, %s kernels, %s KV cache\n", o->model.c_str(),
+                  c.arch.c_str(), threads, isa.c_str(), o->kv.c_str());
       if (o->prompt_tokens > 0)
-        std::printf("  prefill pp%lld: %.2f tokens/s\n", static_cast<long long>(o->prompt_tokens), best_prefill);
+        std::printf("  prefill pp%lld: %.2f tokens/s\n", static_cast<long long>(o->prompt_tokens),
+                    best_prefill);
       if (o->gen_tokens > 0)
         std::printf("  decode tg%lld (batch %lld, context %lld): %.2f tokens/s\n",
                     static_cast<long long>(o->gen_tokens), static_cast<long long>(o->batch),
                     static_cast<long long>(o->context), best_decode);
-      std::printf("  memory: peak RSS %.1f MB; weights %.1f MB packed + %.1f MB mapped, KV cache "
-                  "%.1f MB, scratch %.1f MB\n",
-                  peak_mb, mem.packed_weights / 1048576.0, mem.mapped_weights / 1048576.0,
-                  mem.kv_cache / 1048576.0, mem.scratch / 1048576.0);
+      std::printf(
+          "  memory: peak RSS %.1f MB; weights %.1f MB packed + %.1f MB mapped, KV cache "
+          "%.1f MB, scratch %.1f MB\n",
+          peak_mb, mem.packed_weights / 1048576.0, mem.mapped_weights / 1048576.0,
+          mem.kv_cache / 1048576.0, mem.scratch / 1048576.0);
     }
     return 0;
   };

@@ -20,16 +20,18 @@ namespace {
 // enough not to hold a core that other processes need when the pool is idle.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
 
-// Spins until pred() holds or kSpinTime passes; returns pred().
+// Spins until pred() holds or kSpinTime passes; returns pred(). After a short
+// busy spin it yields between checks, so that when there are more runnable
+// threads than cores the thread being waited for gets the core.
 template <typename Pred>
 bool spin_until(Pred pred) {
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < 256; ++i) {
     if (pred()) return true;
     MUSE_CPU_RELAX();
   }
   const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
   while (!pred()) {
-    for (int i = 0; i < 64; ++i) MUSE_CPU_RELAX();
+    std::this_thread::yield();
     if (std::chrono::steady_clock::now() > deadline) return pred();
   }
   return true;

@@ -9,6 +9,8 @@
 //           (position p, dimension d at k[(p / 16) * hd * 16 + d * 16 + p % 16]),
 //           so 16 positions' scores come from hd FMAs with no reductions;
 //   values  row per position: [n_ctx][hd].
+// Elements are f32, or IEEE f16 (half the memory and bandwidth; each value
+// rounded to nearest once when stored).
 // Plain declarations and data only (included by files built with ISA flags).
 #pragma once
 
@@ -20,9 +22,10 @@ struct KernelTable;
 
 // Keys/values of one (sequence, kv head); n_ctx must be a multiple of 16.
 struct AttnKv {
-  const float* k;
-  const float* v;
+  const void* k;
+  const void* v;
   int64_t head_dim;
+  bool f16;  // elements are f16 (uint16_t) rather than f32
 };
 
 // One query row: q (head_dim floats), the visible positions [lo, hi] (inclusive),
@@ -41,8 +44,10 @@ using AttentionFn = void (*)(const AttnKv& kv, const AttnRow* rows, int n_rows, 
 void attention(const KernelTable& kernels, const AttnKv& kv, const AttnRow* rows, int n_rows,
                float scale);
 
-// Writes key vector k (head_dim floats) for position pos into a key cache.
-void attention_store_key(float* k_cache, int64_t head_dim, int64_t pos, const float* k);
+// Write the key / value vector (head_dim floats) of position pos into the caches
+// of one (sequence, kv head), as f16 when `f16`.
+void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const float* k, bool f16);
+void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const float* v, bool f16);
 
 namespace reference {
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale);

@@ -20,8 +20,23 @@ constexpr int kMaxRows = 4;
 constexpr int kBlock = 64;
 constexpr int kMaxDim = 256;
 
-template <int R>
+// Loads 8 cache elements as f32.
+struct F32Elems {
+  using T = float;
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+};
+struct F16Elems {
+  using T = uint16_t;
+  static __m256 load(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+};
+
+template <typename E, int R>
 void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
+  using T = typename E::T;
+  const T* kc = static_cast<const T*>(kv.k);
+  const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
   alignas(32) float o[R][kMaxDim];
   alignas(32) float s[R][kBlock];
@@ -41,11 +56,11 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
     const int32_t p1 = p0 + kBlock - 1 < hi ? p0 + kBlock : hi + 1;
     const int n_sub = (p1 - p0 + 15) / 16;
     for (int sub = 0; sub < n_sub; ++sub) {
-      const float* kb = kv.k + (p0 / 16 + sub) * hd * 16;
+      const T* kb = kc + (p0 / 16 + sub) * hd * 16;
       __m256 a0[R], a1[R];
       MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
       for (int64_t d = 0; d < hd; ++d) {
-        const __m256 k0 = _mm256_loadu_ps(kb + d * 16), k1 = _mm256_loadu_ps(kb + d * 16 + 8);
+        const __m256 k0 = E::load(kb + d * 16), k1 = E::load(kb + d * 16 + 8);
         MUSE_UNROLL for (int r = 0; r < R; ++r) {
           const __m256 q = _mm256_broadcast_ss(rows[r].q + d);
           a0[r] = _mm256_fmadd_ps(q, k0, a0[r]);
@@ -56,11 +71,16 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
       const __m256i pos0 = _mm256_add_epi32(_mm256_set1_epi32(base), lane);
       const __m256i pos1 = _mm256_add_epi32(_mm256_set1_epi32(base + 8), lane);
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m256i lo_m1 = _mm256_set1_epi32(rows[r].lo - 1), hi_p1 = _mm256_set1_epi32(rows[r].hi + 1);
-        const __m256i vis0 = _mm256_and_si256(_mm256_cmpgt_epi32(pos0, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos0));
-        const __m256i vis1 = _mm256_and_si256(_mm256_cmpgt_epi32(pos1, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos1));
-        _mm256_store_ps(&s[r][16 * sub], _mm256_blendv_ps(neg_inf, _mm256_mul_ps(a0[r], vscale), _mm256_castsi256_ps(vis0)));
-        _mm256_store_ps(&s[r][16 * sub + 8], _mm256_blendv_ps(neg_inf, _mm256_mul_ps(a1[r], vscale), _mm256_castsi256_ps(vis1)));
+        const __m256i lo_m1 = _mm256_set1_epi32(rows[r].lo - 1),
+                      hi_p1 = _mm256_set1_epi32(rows[r].hi + 1);
+        const __m256i vis0 =
+            _mm256_and_si256(_mm256_cmpgt_epi32(pos0, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos0));
+        const __m256i vis1 =
+            _mm256_and_si256(_mm256_cmpgt_epi32(pos1, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos1));
+        _mm256_store_ps(&s[r][16 * sub], _mm256_blendv_ps(neg_inf, _mm256_mul_ps(a0[r], vscale),
+                                                          _mm256_castsi256_ps(vis0)));
+        _mm256_store_ps(&s[r][16 * sub + 8], _mm256_blendv_ps(neg_inf, _mm256_mul_ps(a1[r], vscale),
+                                                              _mm256_castsi256_ps(vis1)));
       }
     }
     MUSE_UNROLL for (int r = 0; r < R; ++r) {
@@ -92,9 +112,9 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
         o0[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d]), c);
         o1[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d + 8]), c);
       }
-      const float* vrow = kv.v + static_cast<int64_t>(p0) * hd + d;
+      const T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
       for (int j = 0; j < n_pos; ++j, vrow += hd) {
-        const __m256 v0 = _mm256_loadu_ps(vrow), v1 = _mm256_loadu_ps(vrow + 8);
+        const __m256 v0 = E::load(vrow), v1 = E::load(vrow + 8);
         MUSE_UNROLL for (int r = 0; r < R; ++r) {
           const __m256 pj = _mm256_broadcast_ss(&s[r][j]);
           o0[r] = _mm256_fmadd_ps(pj, v0, o0[r]);
@@ -116,13 +136,15 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
 
 using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
 
-template <int... I>
+template <typename E, int... I>
 constexpr std::array<TileFn, sizeof...(I)> tiles(std::integer_sequence<int, I...>) {
-  return {&tile<I + 1>...};
+  return {&tile<E, I + 1>...};
 }
 
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  static constexpr auto kTiles = tiles(std::make_integer_sequence<int, kMaxRows>());
+  static constexpr auto kF32 = tiles<F32Elems>(std::make_integer_sequence<int, kMaxRows>());
+  static constexpr auto kF16 = tiles<F16Elems>(std::make_integer_sequence<int, kMaxRows>());
+  const auto& kTiles = kv.f16 ? kF16 : kF32;
   const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
   for (int i = 0; i < n_tiles; ++i) {
     const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
@@ -132,6 +154,8 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
 
 }  // namespace
 
-void register_attention_avx2(KernelTable& t) { t.ops.attention = attention; }
+void register_attention_avx2(KernelTable& t) {
+  t.ops.attention = attention;
+}
 
 }  // namespace muse::kernels

@@ -28,24 +28,46 @@ namespace {
 #define MUSE_UNROLL _Pragma("GCC unroll 16")
 
 constexpr int kMaxRows = 8;
-constexpr int kBlock = 64;     // positions per softmax update
+constexpr int kBlock = 64;  // positions per softmax update
 constexpr int kMaxDim = 256;
 
-template <int R>
+// Loads 16 cache elements as f32.
+struct F32Elems {
+  using T = float;
+  static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+};
+struct F16Elems {
+  using T = uint16_t;
+  static __m512 load(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+};
+
+template <typename E, int R>
 void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
+  using T = typename E::T;
+  const T* kc = static_cast<const T*>(kv.k);
+  const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
   alignas(64) float o[R][kMaxDim];
+  alignas(64) float q[R][kMaxDim];  // the query rows times the softmax scale
   alignas(64) float s[R][kBlock];
   float m[R], l[R], corr[R];
   int32_t lo = rows[0].lo, hi = rows[0].hi;
+  int32_t max_lo = lo, min_hi = hi;  // positions every row sees: [max_lo, min_hi]
+  const __m512 vscale = _mm512_set1_ps(scale);
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     m[r] = -__builtin_inff();
     l[r] = 0.0f;
     lo = rows[r].lo < lo ? rows[r].lo : lo;
     hi = rows[r].hi > hi ? rows[r].hi : hi;
-    for (int64_t d = 0; d < hd; d += 16) _mm512_store_ps(&o[r][d], _mm512_setzero_ps());
+    max_lo = rows[r].lo > max_lo ? rows[r].lo : max_lo;
+    min_hi = rows[r].hi < min_hi ? rows[r].hi : min_hi;
+    for (int64_t d = 0; d < hd; d += 16) {
+      _mm512_store_ps(&o[r][d], _mm512_setzero_ps());
+      _mm512_store_ps(&q[r][d], _mm512_mul_ps(_mm512_loadu_ps(rows[r].q + d), vscale));
+    }
   }
-  const __m512 vscale = _mm512_set1_ps(scale);
   const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int32_t p0 = lo & ~15; p0 <= hi; p0 += kBlock) {
@@ -54,24 +76,30 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
     // Scores, 16 positions at a time; two accumulators per row hide the FMA
     // latency when the tile is small.
     for (int sub = 0; sub < n_sub; ++sub) {
-      const float* kb = kv.k + (p0 / 16 + sub) * hd * 16;
+      const T* kb = kc + (p0 / 16 + sub) * hd * 16;
       __m512 a0[R], a1[R];
       MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
       for (int64_t d = 0; d < hd; d += 2) {
-        const __m512 k0 = _mm512_loadu_ps(kb + d * 16);
-        const __m512 k1 = _mm512_loadu_ps(kb + (d + 1) * 16);
+        const __m512 k0 = E::load(kb + d * 16);
+        const __m512 k1 = E::load(kb + (d + 1) * 16);
         MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(rows[r].q[d]), k0, a0[r]);
-          a1[r] = _mm512_fmadd_ps(_mm512_set1_ps(rows[r].q[d + 1]), k1, a1[r]);
+          a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d]), k0, a0[r]);
+          a1[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d + 1]), k1, a1[r]);
         }
       }
-      const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(p0 + 16 * sub), lane);
+      const int32_t first = p0 + 16 * sub;
+      if (first >= max_lo && first + 15 <= min_hi) {  // every row sees all 16
+        MUSE_UNROLL for (int r = 0; r < R; ++r)
+          _mm512_store_ps(&s[r][16 * sub], _mm512_add_ps(a0[r], a1[r]));
+        continue;
+      }
+      const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(first), lane);
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
         const __mmask16 visible =
             _mm512_cmp_epi32_mask(pos, _mm512_set1_epi32(rows[r].lo), _MM_CMPINT_NLT) &
             _mm512_cmp_epi32_mask(pos, _mm512_set1_epi32(rows[r].hi), _MM_CMPINT_LE);
-        const __m512 v = _mm512_mul_ps(_mm512_add_ps(a0[r], a1[r]), vscale);
-        _mm512_store_ps(&s[r][16 * sub], _mm512_mask_blend_ps(visible, neg_inf, v));
+        _mm512_store_ps(&s[r][16 * sub],
+                        _mm512_mask_blend_ps(visible, neg_inf, _mm512_add_ps(a0[r], a1[r])));
       }
     }
     // Online softmax: rescale what was accumulated by exp(old max - new max).
@@ -106,10 +134,10 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
         o0[r] = _mm512_mul_ps(_mm512_load_ps(&o[r][d]), c);
         o1[r] = two ? _mm512_mul_ps(_mm512_load_ps(&o[r][d + 16]), c) : _mm512_setzero_ps();
       }
-      const float* vrow = kv.v + static_cast<int64_t>(p0) * hd + d;
+      const T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
       if (two) {
         for (int j = 0; j < n_pos; ++j, vrow += hd) {
-          const __m512 v0 = _mm512_loadu_ps(vrow), v1 = _mm512_loadu_ps(vrow + 16);
+          const __m512 v0 = E::load(vrow), v1 = E::load(vrow + 16);
           MUSE_UNROLL for (int r = 0; r < R; ++r) {
             const __m512 pj = _mm512_set1_ps(s[r][j]);
             o0[r] = _mm512_fmadd_ps(pj, v0, o0[r]);
@@ -118,9 +146,9 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
         }
       } else {
         for (int j = 0; j < n_pos; ++j, vrow += hd) {
-          const __m512 v0 = _mm512_loadu_ps(vrow);
-          MUSE_UNROLL for (int r = 0; r < R; ++r)
-            o0[r] = _mm512_fmadd_ps(_mm512_set1_ps(s[r][j]), v0, o0[r]);
+          const __m512 v0 = E::load(vrow);
+          MUSE_UNROLL for (int r = 0; r < R; ++r) o0[r] =
+              _mm512_fmadd_ps(_mm512_set1_ps(s[r][j]), v0, o0[r]);
         }
       }
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
@@ -138,13 +166,15 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
 
 using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
 
-template <int... I>
+template <typename E, int... I>
 constexpr std::array<TileFn, sizeof...(I)> tiles(std::integer_sequence<int, I...>) {
-  return {&tile<I + 1>...};
+  return {&tile<E, I + 1>...};
 }
 
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  static constexpr auto kTiles = tiles(std::make_integer_sequence<int, kMaxRows>());
+  static constexpr auto kF32 = tiles<F32Elems>(std::make_integer_sequence<int, kMaxRows>());
+  static constexpr auto kF16 = tiles<F16Elems>(std::make_integer_sequence<int, kMaxRows>());
+  const auto& kTiles = kv.f16 ? kF16 : kF32;
   // Even tiles (7 rows run as one tile, 9 as 5 + 4).
   const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
   for (int i = 0; i < n_tiles; ++i) {
@@ -155,6 +185,8 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
 
 }  // namespace
 
-void register_attention_avx512(KernelTable& t) { t.ops.attention = attention; }
+void register_attention_avx512(KernelTable& t) {
+  t.ops.attention = attention;
+}
 
 }  // namespace muse::kernels

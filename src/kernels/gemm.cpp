@@ -1,13 +1,11 @@
-// Packing, activation quantization and the threaded driver of the packed GEMM
-// (gemm.h), plus the scalar reference kernels every SIMD kernel is tested against.
+// Activation quantization, Linear and the threaded drivers of the packed GEMM
+// (gemm.h). Packing: gemm_pack.cpp; scalar kernels: gemm_scalar.cpp.
 #include "kernels/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/fp16.h"
-#include "kernels/gemm_layout.h"
 #include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -15,265 +13,6 @@
 #include "muse/error.h"
 
 namespace muse::kernels {
-
-using namespace gemm_layout;
-
-// ---- layouts -------------------------------------------------------------------
-
-bool has_packed_layout(DType type) {
-  switch (type) {
-    case DType::F32:
-    case DType::F16:
-    case DType::BF16:
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q5_0:
-    case DType::Q4_K:
-    case DType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
-}
-
-GemmActKind gemm_act_kind(DType type) {
-  switch (type) {
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q5_0:
-      return GemmActKind::Q8_0;
-    case DType::Q4_K:
-    case DType::Q6_K:
-      return GemmActKind::Q8_K;
-    default:
-      return GemmActKind::F32;
-  }
-}
-
-size_t packed_group_bytes(DType type, int64_t cols) {
-  if (cols <= 0) return 0;
-  const auto c = static_cast<size_t>(cols);
-  switch (type) {
-    case DType::F32:
-      return c * 16 * 4;
-    case DType::F16:
-    case DType::BF16:
-      return c * 16 * 2;
-    case DType::Q8_0:
-      return cols % 32 == 0 ? c / 32 * kQ8_0Chunk : 0;
-    case DType::Q4_0:
-      return cols % 32 == 0 ? c / 32 * kQ4_0Chunk : 0;
-    case DType::Q5_0:
-      return cols % 32 == 0 ? c / 32 * kQ5_0Chunk : 0;
-    case DType::Q4_K:
-      return cols % 256 == 0 ? c / 256 * kQ4_KChunk : 0;
-    case DType::Q6_K:
-      return cols % 256 == 0 ? c / 256 * kQ6_KChunk : 0;
-    default:
-      return 0;
-  }
-}
-
-// ---- packing (runs once per weight at load) --------------------------------------
-
-namespace {
-
-// Packs one row group: src[r] is row r's data (null for padding rows).
-using PackGroupFn = void (*)(const uint8_t* const src[16], uint8_t* dst, int64_t cols);
-
-void pack_floats32(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  auto* out = reinterpret_cast<float*>(dst);
-  for (int r = 0; r < 16; ++r) {
-    const auto* row = reinterpret_cast<const float*>(src[r]);
-    for (int64_t k = 0; k < cols; ++k) out[k * 16 + r] = row ? row[k] : 0.0f;
-  }
-}
-
-void pack_halves(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  auto* out = reinterpret_cast<uint16_t*>(dst);
-  for (int r = 0; r < 16; ++r) {
-    const auto* row = reinterpret_cast<const uint16_t*>(src[r]);
-    for (int64_t k = 0; k < cols; ++k) out[k * 16 + r] = row ? row[k] : 0;
-  }
-}
-
-void put_scale(uint8_t* chunk, int r, uint16_t d) { std::memcpy(chunk + 2 * r, &d, 2); }
-
-void pack_q8_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    uint8_t* chunk = dst + b * kQ8_0Chunk;
-    for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ8_0*>(src[r]) + b : nullptr;
-      put_scale(chunk, r, blk ? blk->d : 0);
-      for (int e = 0; e < 32; ++e) {
-        const int q = blk ? blk->qs[e] : 0;
-        chunk[32 + (e / 4) * 64 + r * 4 + e % 4] = static_cast<uint8_t>(q + 128);
-      }
-    }
-  }
-}
-
-void pack_q4_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    uint8_t* chunk = dst + b * kQ4_0Chunk;
-    for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ4_0*>(src[r]) + b : nullptr;
-      put_scale(chunk, r, blk ? blk->d : 0);
-      for (int l = 0; l < 16; ++l)
-        chunk[32 + (l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[l] : 0x88;
-    }
-  }
-}
-
-void pack_q5_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    uint8_t* chunk = dst + b * kQ5_0Chunk;
-    for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ5_0*>(src[r]) + b : nullptr;
-      put_scale(chunk, r, blk ? blk->d : 0);
-      uint32_t qh = 0;
-      if (blk) std::memcpy(&qh, blk->qh, 4);
-      for (int l = 0; l < 16; ++l)
-        chunk[32 + (l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[l] : 0;
-      for (int i = 0; i < 4; ++i) {
-        uint8_t plane = 0;
-        for (int j = 0; j < 8; ++j) plane |= static_cast<uint8_t>(((qh >> (4 * j + i)) & 1u) << j);
-        chunk[kQ5_0Planes + r * 4 + i] = plane;
-      }
-    }
-  }
-}
-
-// Q4_K scale/min j of a block (6 bits each, see kquants_scalar.cpp).
-void q4_k_scale_min(const uint8_t* s, int j, int& scale, int& min) {
-  if (j < 4) {
-    scale = s[j] & 63;
-    min = s[j + 4] & 63;
-  } else {
-    scale = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
-void pack_q4_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  for (int64_t b = 0; b < cols / 256; ++b) {
-    uint8_t* chunk = dst + b * kQ4_KChunk;
-    for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ4_K*>(src[r]) + b : nullptr;
-      put_scale(chunk + kQ4_KD, r, blk ? blk->d : 0);
-      put_scale(chunk + kQ4_KDmin, r, blk ? blk->dmin : 0);
-      for (int j = 0; j < 8; ++j) {
-        int sc = 0, m = 0;
-        if (blk) q4_k_scale_min(blk->scales, j, sc, m);
-        chunk[kQ4_KScales + j * 16 + r] = static_cast<uint8_t>(sc);
-        const auto m16 = static_cast<int16_t>(m);
-        std::memcpy(chunk + kQ4_KMins + ((j / 2) * 16 + r) * 4 + 2 * (j % 2), &m16, 2);
-      }
-      for (int c = 0; c < 4; ++c)
-        for (int l = 0; l < 32; ++l)
-          chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[32 * c + l] : 0;
-    }
-  }
-}
-
-// Q6_K quant (0..63, i.e. the signed value + 32) of element i of a block.
-int q6_k_value(const BlockQ6_K& b, int i) {
-  const int low = (b.ql[64 * (i / 128) + i % 64] >> (4 * ((i % 128) / 64))) & 15;
-  const int high = (b.qh[32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3;
-  return low | (high << 4);
-}
-
-void pack_q6_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  for (int64_t b = 0; b < cols / 256; ++b) {
-    uint8_t* chunk = dst + b * kQ6_KChunk;
-    for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ6_K*>(src[r]) + b : nullptr;
-      put_scale(chunk, r, blk ? blk->d : 0);
-      for (int s = 0; s < 16; ++s)
-        chunk[kQ6_KScales + s * 16 + r] = static_cast<uint8_t>(blk ? blk->scales[s] : 0);
-      auto q = [&](int sub, int pos) { return blk ? q6_k_value(*blk, 16 * sub + pos) : 32; };
-      for (int p = 0; p < 8; ++p) {
-        uint8_t* base = chunk + kQ6_KQuants + p * kQ6_KPairBytes;
-        for (int bi = 0; bi < 4; ++bi) {
-          for (int i = 0; i < 4; ++i) {
-            base[i * 64 + r * 4 + bi] =
-                static_cast<uint8_t>((q(2 * p, 4 * i + bi) & 15) | ((q(2 * p + 1, 4 * i + bi) & 15) << 4));
-          }
-          for (int h = 0; h < 2; ++h) {
-            const int v = (q(2 * p, 8 * h + bi) >> 4) | ((q(2 * p, 8 * h + 4 + bi) >> 4) << 2) |
-                          ((q(2 * p + 1, 8 * h + bi) >> 4) << 4) |
-                          ((q(2 * p + 1, 8 * h + 4 + bi) >> 4) << 6);
-            base[256 + h * 64 + r * 4 + bi] = static_cast<uint8_t>(v);
-          }
-        }
-      }
-    }
-  }
-}
-
-PackGroupFn packer(DType type) {
-  switch (type) {
-    case DType::F32:
-      return pack_floats32;
-    case DType::F16:
-    case DType::BF16:
-      return pack_halves;
-    case DType::Q8_0:
-      return pack_q8_0;
-    case DType::Q4_0:
-      return pack_q4_0;
-    case DType::Q5_0:
-      return pack_q5_0;
-    case DType::Q4_K:
-      return pack_q4_k;
-    case DType::Q6_K:
-      return pack_q6_k;
-    default:
-      return nullptr;
-  }
-}
-
-}  // namespace
-
-void PackedMatrix::Free::operator()(uint8_t* p) const { std::free(p); }
-
-PackedMatrix PackedMatrix::pack(const TensorView& w, ThreadPool* pool) {
-  const PackGroupFn fn = packer(w.type);
-  MUSE_CHECK(fn != nullptr, "pack: type ", dtype_name(w.type), " has no packed GEMM layout");
-  const int64_t rows = w.rows(), cols = w.cols();
-  MUSE_CHECK(rows > 0 && cols > 0, "pack: bad weight shape ", shape_string(w));
-  const size_t gbytes = packed_group_bytes(w.type, cols);
-  MUSE_CHECK(gbytes > 0, "pack: row length ", cols, " does not fit the ", dtype_name(w.type),
-             " block size");
-  MUSE_CHECK(w.data != nullptr, "pack: weight tensor has no data");
-  MUSE_CHECK(w.nbytes == 0 || w.nbytes >= static_cast<size_t>(rows) * w.row_stride(),
-             "pack: weight tensor ", shape_string(w), " is truncated");
-  PackedMatrix m;
-  m.type_ = w.type;
-  m.rows_ = rows;
-  m.cols_ = cols;
-  m.group_bytes_ = gbytes;
-  const int64_t groups = m.groups();
-  const size_t total = (static_cast<size_t>(groups) * gbytes + 63) / 64 * 64;
-  m.data_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, total)));
-  MUSE_CHECK(m.data_ != nullptr, "pack: out of memory (", total, " bytes)");
-  auto pack_range = [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) {
-      const uint8_t* src[16];
-      for (int r = 0; r < 16; ++r) {
-        const int64_t row = g * 16 + r;
-        src[r] = row < rows ? static_cast<const uint8_t*>(w.row(row)) : nullptr;
-      }
-      fn(src, m.data_.get() + static_cast<size_t>(g) * gbytes, cols);
-    }
-  };
-  if (pool != nullptr && pool->size() > 1 && groups > 1) {
-    pool->parallel_for(groups, [&](int, int64_t g0, int64_t g1) { pack_range(g0, g1); });
-  } else {
-    pack_range(0, groups);
-  }
-  return m;
-}
 
 // ---- activations -----------------------------------------------------------------
 
@@ -371,11 +110,15 @@ GemmActs GemmActBuffer::acts(GemmActKind kind, const float* x, int64_t k, int64_
 
 // ---- Linear ----------------------------------------------------------------------
 
-Linear::Linear(const TensorView& w, const KernelTable& kernels, ThreadPool* pool) : view_(w) {
-  if (w.data != nullptr && has_packed_layout(w.type) && kernels.gemm_fn(w.type) != nullptr &&
-      packed_group_bytes(w.type, w.cols()) > 0 && w.rows() > 0) {
-    packed_ = PackedMatrix::pack(w, pool);
-  }
+bool Linear::packs(const TensorView& w, const KernelTable& kernels) {
+  return w.data != nullptr && kernels.gemm_fn(w.type) != nullptr && kernels::packed_bytes(w) > 0 &&
+         packed_group_bytes(w.type, w.cols()) > 0;
+}
+
+Linear::Linear(const TensorView& w, const KernelTable& kernels, ThreadPool* pool,
+               const PackedMatrix::PackedRowsFn& on_packed, uint8_t* storage)
+    : view_(w) {
+  if (packs(w, kernels)) packed_ = PackedMatrix::pack(w, pool, on_packed, storage);
 }
 
 // ---- driver ----------------------------------------------------------------------
@@ -411,10 +154,7 @@ GemmArgs make_args(const PackedMatrix& m, int64_t g0, int64_t g1, const GemmActs
 
 // Quantizes x for every activation format the packed outputs need, in parallel.
 void quantize_inputs(const KernelTable& kt, std::span<const GemmActKind> kinds, const float* x,
-                     int64_t x_stride, int64_t n, int64_t k, ThreadPool& pool,
-                     GemmScratch& scratch, std::vector<float>& contiguous) {
-  (void)x_stride;
-  (void)contiguous;
+                     int64_t n, int64_t k, ThreadPool& pool, GemmScratch& scratch) {
   bool any = false;
   for (GemmActKind kind : kinds) any |= kind != GemmActKind::F32;
   if (!any) return;
@@ -451,10 +191,11 @@ void linear(std::span<const LinearOut> outs, const float* x, int64_t x_stride, i
       if (ldy == o.w->rows()) {
         matmul_with(kt, o.w->view(), x, n, o.y, pool, scratch.matmul_scratch);
       } else {
-        scratch.glu_tmp.resize(static_cast<size_t>(n * o.w->rows()));
-        matmul_with(kt, o.w->view(), x, n, scratch.glu_tmp.data(), pool, scratch.matmul_scratch);
+        scratch.strided_tmp.resize(static_cast<size_t>(n * o.w->rows()));
+        matmul_with(kt, o.w->view(), x, n, scratch.strided_tmp.data(), pool,
+                    scratch.matmul_scratch);
         for (int64_t t = 0; t < n; ++t)
-          std::memcpy(o.y + t * ldy, scratch.glu_tmp.data() + t * o.w->rows(),
+          std::memcpy(o.y + t * ldy, scratch.strided_tmp.data() + t * o.w->rows(),
                       static_cast<size_t>(o.w->rows()) * sizeof(float));
       }
       continue;
@@ -464,9 +205,8 @@ void linear(std::span<const LinearOut> outs, const float* x, int64_t x_stride, i
     total_groups += o.w->packed_matrix().groups();
   }
   if (total_groups == 0) return;
-  std::vector<float> unused;
-  quantize_inputs(kt, std::span<const GemmActKind>(kinds, static_cast<size_t>(n_kinds)), x,
-                  x_stride, n, k, pool, scratch, unused);
+  quantize_inputs(kt, std::span<const GemmActKind>(kinds, static_cast<size_t>(n_kinds)), x, n, k,
+                  pool, scratch);
   const int64_t tb = token_block(n, k);
   // Thread t takes a contiguous share of the concatenated row groups of all outputs.
   auto work = [&](int t, int n_threads) {
@@ -526,17 +266,14 @@ void linear_glu(const Linear& gate, const Linear& up, GluKind kind, const float*
     std::vector<float>& tmp = scratch.glu_tmp;
     tmp.resize(static_cast<size_t>(2 * n * rows));
     const LinearOut outs[2] = {{&gate, tmp.data(), rows}, {&up, tmp.data() + n * rows, rows}};
-    linear(std::span<const LinearOut>(&outs[0], 1), x, x_stride, n, pool, scratch, &kt);
-    linear(std::span<const LinearOut>(&outs[1], 1), x, x_stride, n, pool, scratch, &kt);
-    tmp.resize(static_cast<size_t>(2 * n * rows));
+    linear(outs, x, x_stride, n, pool, scratch, &kt);
     for (int64_t t = 0; t < n; ++t)
       glu(tmp.data() + t * rows, tmp.data() + (n + t) * rows, y + t * ldy, rows);
     return;
   }
   const GemmActKind act_kind = gemm_act_kind(gate.type());
   const GemmActKind kinds[1] = {act_kind};
-  std::vector<float> unused;
-  quantize_inputs(kt, kinds, x, x_stride, n, k, pool, scratch, unused);
+  quantize_inputs(kt, kinds, x, n, k, pool, scratch);
   const PackedMatrix& gm = gate.packed_matrix();
   const PackedMatrix& um = up.packed_matrix();
   const int64_t groups = gm.groups();
@@ -561,9 +298,14 @@ void linear_glu(const Linear& gate, const Linear& up, GluKind kind, const float*
         fn(b);
         glu(tg, tu, tg, nt * kGemmGroupRows);
         const int64_t valid = std::min<int64_t>(kGemmGroupRows, rows - g * kGemmGroupRows);
-        for (int64_t i = 0; i < nt; ++i)
-          std::memcpy(y + (t0 + i) * ldy + g * kGemmGroupRows, tg + i * kGemmGroupRows,
-                      static_cast<size_t>(valid) * sizeof(float));
+        float* out = y + t0 * ldy + g * kGemmGroupRows;
+        if (valid == kGemmGroupRows) {  // fixed-size copies the compiler inlines
+          for (int64_t i = 0; i < nt; ++i)
+            std::memcpy(out + i * ldy, tg + i * kGemmGroupRows, kGemmGroupRows * sizeof(float));
+        } else {
+          for (int64_t i = 0; i < nt; ++i)
+            std::copy(tg + i * kGemmGroupRows, tg + i * kGemmGroupRows + valid, out + i * ldy);
+        }
       }
     }
   };
@@ -583,180 +325,6 @@ void gemm_packed(const KernelTable& kernels, const PackedMatrix& w, const float*
   buf.reserve(n, w.cols());
   buf.quantize_rows(kernels, kind, x, w.cols(), 0, n);
   fn(make_args(w, 0, w.groups(), buf.acts(kind, x, w.cols(), 0), n, y, w.rows()));
-}
-
-// ---- scalar reference kernels ----------------------------------------------------
-
-namespace {
-
-float load_f16(const uint8_t* p, int r) {
-  uint16_t h;
-  std::memcpy(&h, p + 2 * r, 2);
-  return f16_to_f32(h);
-}
-
-template <typename Elem>
-void gemm_float_scalar(const GemmArgs& a) {
-  for (int64_t g = 0; g < a.n_groups; ++g) {
-    const uint8_t* w = a.w + g * a.group_bytes;
-    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      const float* x = a.acts.x + t * a.acts.k;
-      for (int r = 0; r < lanes; ++r) {
-        float acc = 0.0f;
-        for (int64_t k = 0; k < a.acts.k; ++k) acc += Elem::get(w, k * 16 + r) * x[k];
-        a.y[t * a.ldy + g * 16 + r] = acc;
-      }
-    }
-  }
-}
-
-struct ElemF32 {
-  static float get(const uint8_t* w, int64_t i) {
-    float v;
-    std::memcpy(&v, w + 4 * i, 4);
-    return v;
-  }
-};
-struct ElemF16 {
-  static float get(const uint8_t* w, int64_t i) { return load_f16(w, static_cast<int>(i)); }
-};
-struct ElemBF16 {
-  static float get(const uint8_t* w, int64_t i) {
-    uint16_t h;
-    std::memcpy(&h, w + 2 * i, 2);
-    return bf16_to_f32(h);
-  }
-};
-
-// The legacy 32-blocks: value(chunk, r, e) gives the unsigned quant of element e
-// of row r, kOffset what it is stored above the signed value.
-template <typename Format>
-void gemm_q32_scalar(const GemmArgs& a) {
-  const int64_t nb = a.acts.k / 32;
-  for (int64_t g = 0; g < a.n_groups; ++g) {
-    const uint8_t* w = a.w + g * a.group_bytes;
-    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      const int8_t* qs = a.acts.qs + t * a.acts.k;
-      for (int r = 0; r < lanes; ++r) {
-        float acc = 0.0f;
-        for (int64_t b = 0; b < nb; ++b) {
-          const uint8_t* chunk = w + b * Format::kChunk;
-          int32_t isum = Format::kOffset * a.acts.nsum32[t * nb + b];
-          for (int e = 0; e < 32; ++e) isum += Format::value(chunk, r, e) * qs[32 * b + e];
-          acc += static_cast<float>(isum) * (load_f16(chunk, r) * a.acts.d[t * nb + b]);
-        }
-        a.y[t * a.ldy + g * 16 + r] = acc;
-      }
-    }
-  }
-}
-
-struct FormatQ8_0 {
-  static constexpr size_t kChunk = kQ8_0Chunk;
-  static constexpr int kOffset = 128;
-  static int value(const uint8_t* c, int r, int e) { return c[32 + (e / 4) * 64 + r * 4 + e % 4]; }
-};
-struct FormatQ4_0 {
-  static constexpr size_t kChunk = kQ4_0Chunk;
-  static constexpr int kOffset = 8;
-  static int value(const uint8_t* c, int r, int e) {
-    const int l = e % 16;
-    const uint8_t byte = c[32 + (l / 4) * 64 + r * 4 + l % 4];
-    return e < 16 ? (byte & 15) : (byte >> 4);
-  }
-};
-struct FormatQ5_0 {
-  static constexpr size_t kChunk = kQ5_0Chunk;
-  static constexpr int kOffset = 16;
-  static int value(const uint8_t* c, int r, int e) {
-    const uint8_t plane = c[kQ5_0Planes + r * 4 + e % 4];
-    return FormatQ4_0::value(c, r, e) | (((plane >> (e / 4)) & 1) << 4);
-  }
-};
-
-void gemm_q4_k_scalar(const GemmArgs& a) {
-  const int64_t nsb = a.acts.k / 256;
-  for (int64_t g = 0; g < a.n_groups; ++g) {
-    const uint8_t* w = a.w + g * a.group_bytes;
-    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      const int8_t* qs = a.acts.qs + t * a.acts.k;
-      for (int r = 0; r < lanes; ++r) {
-        float acc = 0.0f;
-        for (int64_t sb = 0; sb < nsb; ++sb) {
-          const uint8_t* chunk = w + sb * kQ4_KChunk;
-          int32_t sumi = 0, summ = 0;
-          for (int s = 0; s < 8; ++s) {
-            int32_t isum = 0;
-            for (int e = 0; e < 32; ++e) {
-              const int c = s / 2, l = e;
-              const uint8_t byte = chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4];
-              const int q = s % 2 == 0 ? (byte & 15) : (byte >> 4);
-              isum += q * qs[256 * sb + 32 * s + e];
-            }
-            int16_t m;
-            std::memcpy(&m, chunk + kQ4_KMins + ((s / 2) * 16 + r) * 4 + 2 * (s % 2), 2);
-            sumi += chunk[kQ4_KScales + s * 16 + r] * isum;
-            summ += m * a.acts.sum32[t * (nsb * 8) + sb * 8 + s];
-          }
-          const float da = a.acts.d[t * (nsb * 8) + sb * 8];
-          acc += da * (load_f16(chunk + kQ4_KD, r) * static_cast<float>(sumi) -
-                       load_f16(chunk + kQ4_KDmin, r) * static_cast<float>(summ));
-        }
-        a.y[t * a.ldy + g * 16 + r] = acc;
-      }
-    }
-  }
-}
-
-void gemm_q6_k_scalar(const GemmArgs& a) {
-  const int64_t nsb = a.acts.k / 256;
-  for (int64_t g = 0; g < a.n_groups; ++g) {
-    const uint8_t* w = a.w + g * a.group_bytes;
-    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      const int8_t* qs = a.acts.qs + t * a.acts.k;
-      for (int r = 0; r < lanes; ++r) {
-        float acc = 0.0f;
-        for (int64_t sb = 0; sb < nsb; ++sb) {
-          const uint8_t* chunk = w + sb * kQ6_KChunk;
-          int32_t sumi = 0;
-          for (int s = 0; s < 16; ++s) {
-            const int p = s / 2;
-            const uint8_t* base = chunk + kQ6_KQuants + p * kQ6_KPairBytes;
-            int32_t isum = 32 * a.acts.nsum16[t * (nsb * 16) + sb * 16 + s];
-            for (int e = 0; e < 16; ++e) {
-              const int i = e / 4, bi = e % 4;
-              const uint8_t nib = base[i * 64 + r * 4 + bi];
-              const uint8_t plane = base[256 + (i / 2) * 64 + r * 4 + bi];
-              const int low = s % 2 == 0 ? (nib & 15) : (nib >> 4);
-              const int high = (plane >> (2 * (i % 2) + 4 * (s % 2))) & 3;
-              isum += (low | (high << 4)) * qs[256 * sb + 16 * s + e];
-            }
-            sumi += static_cast<int8_t>(chunk[kQ6_KScales + s * 16 + r]) * isum;
-          }
-          const float da = a.acts.d[t * (nsb * 8) + sb * 8];
-          acc += static_cast<float>(sumi) * (load_f16(chunk, r) * da);
-        }
-        a.y[t * a.ldy + g * 16 + r] = acc;
-      }
-    }
-  }
-}
-
-}  // namespace
-
-void register_gemm_scalar(KernelTable& t) {
-  t.gemm[static_cast<uint32_t>(DType::F32)] = gemm_float_scalar<ElemF32>;
-  t.gemm[static_cast<uint32_t>(DType::F16)] = gemm_float_scalar<ElemF16>;
-  t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm_float_scalar<ElemBF16>;
-  t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm_q32_scalar<FormatQ8_0>;
-  t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm_q32_scalar<FormatQ4_0>;
-  t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm_q32_scalar<FormatQ5_0>;
-  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm_q4_k_scalar;
-  t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm_q6_k_scalar;
 }
 
 }  // namespace muse::kernels

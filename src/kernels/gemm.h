@@ -35,6 +35,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -47,7 +48,6 @@ namespace muse::kernels {
 
 struct KernelTable;
 
-
 // Which activation format a packed type's kernel consumes.
 enum class GemmActKind { F32, Q8_0, Q8_K };
 
@@ -57,21 +57,55 @@ size_t packed_group_bytes(DType type, int64_t cols);
 bool has_packed_layout(DType type);
 GemmActKind gemm_act_kind(DType type);
 
-// A weight matrix repacked for the GEMM kernels (owns its memory, 64-byte aligned).
+// A large allocation (weights, KV cache) aligned to 2 MiB and advised for
+// transparent huge pages where the OS has them: streaming hundreds of MiB per
+// token through 4 KiB pages costs a TLB miss per page and restarts the hardware
+// prefetchers at every page boundary.
+class LargeBuffer {
+ public:
+  LargeBuffer() = default;
+  explicit LargeBuffer(size_t bytes, bool zero = true);
+  uint8_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t[], Free> data_;
+  size_t size_ = 0;
+};
+
+// Bytes PackedMatrix::pack needs for `w` (0 when its type or shape has no packed
+// layout), a multiple of 64.
+size_t packed_bytes(const TensorView& w);
+
+// A weight matrix repacked for the GEMM kernels (64-byte aligned; owns its memory
+// unless packed into caller-provided storage).
 class PackedMatrix {
  public:
   PackedMatrix() = default;
+  // Called with each range of source rows [row0, row1) once it is packed (so the
+  // caller can release the source pages while a large matrix is being packed).
+  using PackedRowsFn = std::function<void(int64_t row0, int64_t row1)>;
+
   // Repacks `w` (rows x cols of a type with a packed layout); throws muse::Error
   // for other types or bad shapes. Uses `pool` to pack row groups in parallel.
-  static PackedMatrix pack(const TensorView& w, ThreadPool* pool = nullptr);
+  // With `storage` (packed_bytes(w) bytes, 64-byte aligned, outliving the
+  // result) the packed matrix is written there instead of a new allocation.
+  static PackedMatrix pack(const TensorView& w, ThreadPool* pool = nullptr,
+                           const PackedRowsFn& on_packed = nullptr, uint8_t* storage = nullptr);
 
   DType type() const { return type_; }
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   int64_t groups() const { return (rows_ + kGemmGroupRows - 1) / kGemmGroupRows; }
   size_t group_bytes() const { return group_bytes_; }
-  const uint8_t* group(int64_t g) const { return data_.get() + static_cast<size_t>(g) * group_bytes_; }
+  const uint8_t* group(int64_t g) const { return data_ + static_cast<size_t>(g) * group_bytes_; }
   size_t bytes() const { return static_cast<size_t>(groups()) * group_bytes_; }
+  // Writes row r in its original format (row_bytes(type, cols) bytes, identical to
+  // the source row), e.g. for embedding lookups in a tied output matrix.
+  void unpack_row(int64_t r, void* out) const;
   bool empty() const { return data_ == nullptr; }
 
  private:
@@ -81,7 +115,8 @@ class PackedMatrix {
   DType type_ = DType::F32;
   int64_t rows_ = 0, cols_ = 0;
   size_t group_bytes_ = 0;
-  std::unique_ptr<uint8_t[], Free> data_;
+  uint8_t* data_ = nullptr;
+  std::unique_ptr<uint8_t[], Free> owned_;
 };
 
 // Activation buffers for all the tokens of one forward chunk, grown as needed.
@@ -111,7 +146,11 @@ class GemmActBuffer {
 class Linear {
  public:
   Linear() = default;
-  Linear(const TensorView& w, const KernelTable& kernels, ThreadPool* pool);
+  // Packs into `storage` when given (see PackedMatrix::pack); whether `w` will be
+  // packed is packs(w, kernels).
+  Linear(const TensorView& w, const KernelTable& kernels, ThreadPool* pool,
+         const PackedMatrix::PackedRowsFn& on_packed = nullptr, uint8_t* storage = nullptr);
+  static bool packs(const TensorView& w, const KernelTable& kernels);
   bool packed() const { return !packed_.empty(); }
   const PackedMatrix& packed_matrix() const { return packed_; }
   const TensorView& view() const { return view_; }
@@ -139,6 +178,7 @@ struct GemmScratch {
   GemmActBuffer acts[2];                // Q8_0-style and Q8_K-style activations
   std::vector<uint8_t> matmul_scratch;  // for unpacked fallbacks
   std::vector<float> glu_tmp;           // per-thread gate/up tiles
+  std::vector<float> strided_tmp;       // unpacked products bound for a strided output
   GemmActBuffer& buffer(GemmActKind kind) { return acts[kind == GemmActKind::Q8_K ? 1 : 0]; }
   // Allocates everything n tokens of width up to k need on `threads` threads, so
   // later calls allocate nothing; returns the bytes held.

@@ -47,6 +47,16 @@ inline __m256i widen_pairs(__m256i pairs16) {  // int16 pairs -> int32 sums
   return _mm256_madd_epi16(pairs16, _mm256_set1_epi16(1));
 }
 
+// With several tokens per tile the hardware prefetchers fall behind the weights
+// streaming from memory: fetch this half's bytes of the block kAhead ahead.
+template <int T, size_t kChunk, size_t kAhead = 2048>
+inline void prefetch_ahead(const uint8_t* chunk) {
+  if constexpr (T >= 2) {
+    for (size_t line = 0; line < kChunk; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(chunk + kAhead + line), _MM_HINT_T0);
+  }
+}
+
 inline void store_rows(float* y, __m256 v, int rows) {
   if (rows == 8) {
     _mm256_storeu_ps(y, v);
@@ -76,35 +86,49 @@ struct WBF16 {
   }
 };
 
+// Both halves of the group (16 rows) x T tokens: per column two weight vectors
+// and T broadcast activations feed 2T FMAs (12 accumulators at T = 6).
 template <typename W>
 struct FloatKernel {
   static constexpr int kMaxTokens = 6;
+  static constexpr bool kBothHalves = true;
   template <int T>
   static void tile(const Tile& c) {
-    constexpr int U = T >= 4 ? 1 : (T == 1 ? 4 : 2);
+    constexpr int U = T >= 2 ? 1 : 2;
     const int64_t k = c.acts.k;
     const float* x[T];
     MUSE_UNROLL for (int t = 0; t < T; ++t) x[t] = c.acts.x + t * k;
-    __m256 acc[U][T];
-    MUSE_UNROLL for (int u = 0; u < U; ++u)
-      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[u][t] = _mm256_setzero_ps();
+    __m256 acc[U][2][T];
+    MUSE_UNROLL for (int u = 0; u < U; ++u) MUSE_UNROLL for (int h = 0; h < 2; ++h)
+        MUSE_UNROLL for (int t = 0; t < T; ++t) acc[u][h][t] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + U <= k; i += U) {
       MUSE_UNROLL for (int u = 0; u < U; ++u) {
-        const __m256 w = W::load(c.w, i + u, c.half);
-        MUSE_UNROLL for (int t = 0; t < T; ++t)
-          acc[u][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i + u), acc[u][t]);
+        const __m256 w0 = W::load(c.w, i + u, 0), w1 = W::load(c.w, i + u, 1);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const __m256 xb = _mm256_broadcast_ss(x[t] + i + u);
+          acc[u][0][t] = _mm256_fmadd_ps(w0, xb, acc[u][0][t]);
+          acc[u][1][t] = _mm256_fmadd_ps(w1, xb, acc[u][1][t]);
+        }
       }
     }
     for (; i < k; ++i) {
-      const __m256 w = W::load(c.w, i, c.half);
-      MUSE_UNROLL for (int t = 0; t < T; ++t)
-        acc[0][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i), acc[0][t]);
+      const __m256 w0 = W::load(c.w, i, 0), w1 = W::load(c.w, i, 1);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256 xb = _mm256_broadcast_ss(x[t] + i);
+        acc[0][0][t] = _mm256_fmadd_ps(w0, xb, acc[0][0][t]);
+        acc[0][1][t] = _mm256_fmadd_ps(w1, xb, acc[0][1][t]);
+      }
     }
+    const int rows_hi = c.rows > 8 ? c.rows - 8 : 0;
     MUSE_UNROLL for (int t = 0; t < T; ++t) {
-      __m256 s = acc[0][t];
-      MUSE_UNROLL for (int u = 1; u < U; ++u) s = _mm256_add_ps(s, acc[u][t]);
-      store_rows(c.y + t * c.ldy, s, c.rows);
+      __m256 s0 = acc[0][0][t], s1 = acc[0][1][t];
+      MUSE_UNROLL for (int u = 1; u < U; ++u) {
+        s0 = _mm256_add_ps(s0, acc[u][0][t]);
+        s1 = _mm256_add_ps(s1, acc[u][1][t]);
+      }
+      store_rows(c.y + t * c.ldy, s0, c.rows < 8 ? c.rows : 8);
+      if (rows_hi > 0) store_rows(c.y + t * c.ldy + 8, s1, rows_hi);
     }
   }
 };
@@ -129,6 +153,7 @@ struct Q4_0Kernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* chunk = c.w + b * kQ4_0Chunk;
+      prefetch_ahead<T, kQ4_0Chunk>(chunk);
       __m256i s16[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
       // Quads j (low nibbles) and j + 4 (high nibbles); 8 quads of |q a| <= 3810
@@ -165,6 +190,7 @@ struct Q5_0Kernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* chunk = c.w + b * kQ5_0Chunk;
+      prefetch_ahead<T, kQ5_0Chunk>(chunk);
       const __m256i plane = load256(chunk + kQ5_0Planes + 32 * c.half);
       __m256i s32[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = offset_init(c.acts.nsum32[t * nb + b], 4);
@@ -185,11 +211,12 @@ struct Q5_0Kernel {
             s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, bcast32(a + 16 + 4 * j)));
           }
         }
-        MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = _mm256_add_epi32(s32[t], widen_pairs(s16[t]));
+        MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] =
+            _mm256_add_epi32(s32[t], widen_pairs(s16[t]));
       }
       const __m256 dw = load_f16x8(chunk + 16 * c.half);
-      MUSE_UNROLL for (int t = 0; t < T; ++t)
-        acc[t] = scale_block(s32[t], dw, c.acts.d[t * nb + b], acc[t]);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] =
+          scale_block(s32[t], dw, c.acts.d[t * nb + b], acc[t]);
     }
     MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
   }
@@ -205,6 +232,7 @@ struct Q8_0Kernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* chunk = c.w + b * kQ8_0Chunk;
+      prefetch_ahead<T, kQ8_0Chunk>(chunk);
       __m256i s32[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = _mm256_setzero_si256();
       MUSE_UNROLL for (int j = 0; j < 8; ++j) {
@@ -216,8 +244,8 @@ struct Q8_0Kernel {
         }
       }
       const __m256 dw = load_f16x8(chunk + 16 * c.half);
-      MUSE_UNROLL for (int t = 0; t < T; ++t)
-        acc[t] = scale_block(s32[t], dw, c.acts.d[t * nb + b], acc[t]);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] =
+          scale_block(s32[t], dw, c.acts.d[t * nb + b], acc[t]);
     }
     MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
   }
@@ -242,6 +270,7 @@ struct Q4KKernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t sb = 0; sb < nsb; ++sb) {
       const uint8_t* chunk = c.w + sb * kQ4_KChunk;
+      prefetch_ahead<T, kQ4_KChunk, 2 * kQ4_KChunk>(chunk);
       __m256i sumi[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int ch = 0; ch < 4; ++ch) {
@@ -255,7 +284,8 @@ struct Q4KKernel {
           const __m256i qh = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
           MUSE_UNROLL for (int t = 0; t < T; ++t) {
             lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(ql, bcast32(a + t * k + 4 * j)));
-            hi[t] = _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(qh, bcast32(a + t * k + 32 + 4 * j)));
+            hi[t] =
+                _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(qh, bcast32(a + t * k + 32 + 4 * j)));
           }
         }
         const __m256i sc_lo = load_u8x8_epi32(chunk + kQ4_KScales + (2 * ch) * 16 + 8 * c.half);
@@ -273,8 +303,9 @@ struct Q4KKernel {
         MUSE_UNROLL for (int p = 0; p < 4; ++p) {
           int32_t pair;
           std::memcpy(&pair, sums + 2 * p, 4);
-          summ = _mm256_add_epi32(summ, _mm256_madd_epi16(load256(chunk + kQ4_KMins + p * 64 + 32 * c.half),
-                                                          _mm256_set1_epi32(pair)));
+          summ = _mm256_add_epi32(
+              summ, _mm256_madd_epi16(load256(chunk + kQ4_KMins + p * 64 + 32 * c.half),
+                                      _mm256_set1_epi32(pair)));
         }
         const __m256 v = _mm256_fmsub_ps(dw, _mm256_cvtepi32_ps(sumi[t]),
                                          _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ)));
@@ -296,6 +327,7 @@ struct Q6KKernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t sb = 0; sb < nsb; ++sb) {
       const uint8_t* chunk = c.w + sb * kQ6_KChunk;
+      prefetch_ahead<T, kQ6_KChunk, 2 * kQ6_KChunk>(chunk);
       __m256i sumi[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int p = 0; p < 8; ++p) {
@@ -314,14 +346,18 @@ struct Q6KKernel {
           MUSE_UNROLL for (int t = 0; t < T; ++t) l16[t] = h16[t] = _mm256_setzero_si256();
           MUSE_UNROLL for (int i = ii; i < ii + 2; ++i) {
             const __m256i n = load256(base + 64 * i);
-            const __m256i hb_lo = i % 2 == 0 ? _mm256_slli_epi16(plane, 4) : _mm256_slli_epi16(plane, 2);
+            const __m256i hb_lo =
+                i % 2 == 0 ? _mm256_slli_epi16(plane, 4) : _mm256_slli_epi16(plane, 2);
             const __m256i hb_hi = i % 2 == 0 ? plane : _mm256_srli_epi16(plane, 2);
-            const __m256i ql = _mm256_or_si256(_mm256_and_si256(n, low4), _mm256_and_si256(hb_lo, bits45));
+            const __m256i ql =
+                _mm256_or_si256(_mm256_and_si256(n, low4), _mm256_and_si256(hb_lo, bits45));
             const __m256i qh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(n, 4), low4),
                                                _mm256_and_si256(hb_hi, bits45));
             MUSE_UNROLL for (int t = 0; t < T; ++t) {
-              l16[t] = _mm256_add_epi16(l16[t], _mm256_maddubs_epi16(ql, bcast32(a + t * k + 4 * i)));
-              h16[t] = _mm256_add_epi16(h16[t], _mm256_maddubs_epi16(qh, bcast32(a + t * k + 16 + 4 * i)));
+              l16[t] =
+                  _mm256_add_epi16(l16[t], _mm256_maddubs_epi16(ql, bcast32(a + t * k + 4 * i)));
+              h16[t] = _mm256_add_epi16(h16[t],
+                                        _mm256_maddubs_epi16(qh, bcast32(a + t * k + 16 + 4 * i)));
             }
           }
           MUSE_UNROLL for (int t = 0; t < T; ++t) {
@@ -337,8 +373,8 @@ struct Q6KKernel {
         }
       }
       const __m256 dw = load_f16x8(chunk + 16 * c.half);
-      MUSE_UNROLL for (int t = 0; t < T; ++t)
-        acc[t] = scale_block(sumi[t], dw, c.acts.d[t * nb32 + sb * 8], acc[t]);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] =
+          scale_block(sumi[t], dw, c.acts.d[t * nb32 + sb * 8], acc[t]);
     }
     MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
   }
@@ -368,6 +404,17 @@ GemmActs offset_acts(const GemmActs& a, int64_t t) {
 }
 
 template <typename K>
+constexpr bool both_halves() {
+  if constexpr (requires { K::kBothHalves; }) {
+    return K::kBothHalves;
+  } else {
+    return false;
+  }
+}
+
+// Each row group one half at a time (or both at once for kernels that take
+// both), the tokens in even tiles.
+template <typename K>
 void gemm(const GemmArgs& a) {
   static constexpr auto kTiles = tile_table<K>(std::make_integer_sequence<int, K::kMaxTokens>());
   constexpr int64_t kMax = K::kMaxTokens;
@@ -377,9 +424,10 @@ void gemm(const GemmArgs& a) {
     Tile c;
     c.w = a.w + g * a.group_bytes;
     c.ldy = a.ldy;
-    for (int half = 0; half < 2 && 8 * half < valid; ++half) {
+    const int halves = both_halves<K>() ? 1 : 2;
+    for (int half = 0; half < halves && 8 * half < valid; ++half) {
       c.half = half;
-      c.rows = valid - 8 * half < 8 ? valid - 8 * half : 8;
+      c.rows = both_halves<K>() ? valid : (valid - 8 * half < 8 ? valid - 8 * half : 8);
       for (int64_t i = 0; i < n_tiles; ++i) {
         const int64_t t0 = a.n_tokens * i / n_tiles, t1 = a.n_tokens * (i + 1) / n_tiles;
         c.acts = offset_acts(a.acts, t0);

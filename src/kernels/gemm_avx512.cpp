@@ -31,11 +31,12 @@ namespace {
 using namespace gemm_layout;
 
 struct Tile {
-  const uint8_t* w;  // the row group
-  GemmActs acts;     // at the tile's first token
-  float* y;          // output of the tile's first token, first row of the group
+  const uint8_t* w;    // the (first) row group
+  size_t group_bytes;  // to the next group (kernels of two groups)
+  GemmActs acts;       // at the tile's first token
+  float* y;            // output of the tile's first token, first row of the group
   int64_t ldy;
-  __mmask16 mask;  // rows to store
+  __mmask16 mask, mask2;  // rows to store of the first and second group
 };
 
 inline __m512i bcast32(const int8_t* p) {
@@ -46,9 +47,23 @@ inline __m512i bcast32(const int8_t* p) {
 inline __m512 load_f16x16(const uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
+inline __m512i load512(const uint8_t* p) {
+  return _mm512_loadu_si512(p);
+}
 
 #define MUSE_UNROLL _Pragma("GCC unroll 32")
+
+// With several tokens per tile a block takes long enough that the hardware
+// prefetchers fall behind the weights streaming in from memory: fetch the block
+// kPrefetchBytes ahead (the next group's when this one ends) while this one runs.
+// (Measured on Zen 4, 8 tokens: 1.4x for Q4_0, 1.6x for Q8_0 streaming from DRAM.)
+template <int T, size_t kChunk, size_t kAhead = 2048>
+inline void prefetch_ahead(const uint8_t* chunk) {
+  if constexpr (T >= 2) {
+    for (size_t line = 0; line < kChunk; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(chunk + kAhead + line), _MM_HINT_T0);
+  }
+}
 
 // ---- float weights ----------------------------------------------------------------
 
@@ -67,36 +82,46 @@ struct WBF16 {
   }
 };
 
-// U independent accumulators per token hide the FMA latency when T is small.
-template <typename W>
+// A tile of G row groups (16 G rows) x T tokens: per column, G weight vectors and
+// T broadcast activations feed G * T FMAs. T stays <= 8 so the token pointers
+// fit in registers; U independent accumulators per output hide the FMA latency
+// when G * T is small.
+template <typename W, int G>
 struct FloatKernel {
-  static constexpr int kMaxTokens = 16;
+  static constexpr int kMaxTokens = 8;
+  static constexpr int kGroups = G;
   template <int T>
   static void tile(const Tile& c) {
-    constexpr int U = T >= 4 ? 1 : (T == 1 ? 4 : 2);
+    constexpr int U = G * T >= 4 ? 1 : (G * T == 1 ? 4 : 2);
     const int64_t k = c.acts.k;
     const float* x[T];
     MUSE_UNROLL for (int t = 0; t < T; ++t) x[t] = c.acts.x + t * k;
-    __m512 acc[U][T];
-    MUSE_UNROLL for (int u = 0; u < U; ++u)
-      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[u][t] = _mm512_setzero_ps();
+    __m512 acc[U][G][T];
+    MUSE_UNROLL for (int u = 0; u < U; ++u) MUSE_UNROLL for (int g = 0; g < G; ++g)
+        MUSE_UNROLL for (int t = 0; t < T; ++t) acc[u][g][t] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + U <= k; i += U) {
       MUSE_UNROLL for (int u = 0; u < U; ++u) {
-        const __m512 w = W::load(c.w, i + u);
-        MUSE_UNROLL for (int t = 0; t < T; ++t)
-          acc[u][t] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][i + u]), acc[u][t]);
+        __m512 w[G];
+        MUSE_UNROLL for (int g = 0; g < G; ++g) w[g] = W::load(c.w + g * c.group_bytes, i + u);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const __m512 xb = _mm512_set1_ps(x[t][i + u]);
+          MUSE_UNROLL for (int g = 0; g < G; ++g) acc[u][g][t] =
+              _mm512_fmadd_ps(w[g], xb, acc[u][g][t]);
+        }
       }
     }
     for (; i < k; ++i) {
-      const __m512 w = W::load(c.w, i);
-      MUSE_UNROLL for (int t = 0; t < T; ++t)
-        acc[0][t] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][i]), acc[0][t]);
+      MUSE_UNROLL for (int g = 0; g < G; ++g) {
+        const __m512 w = W::load(c.w + g * c.group_bytes, i);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) acc[0][g][t] =
+            _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][i]), acc[0][g][t]);
+      }
     }
-    MUSE_UNROLL for (int t = 0; t < T; ++t) {
-      __m512 s = acc[0][t];
-      MUSE_UNROLL for (int u = 1; u < U; ++u) s = _mm512_add_ps(s, acc[u][t]);
-      _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, s);
+    MUSE_UNROLL for (int g = 0; g < G; ++g) MUSE_UNROLL for (int t = 0; t < T; ++t) {
+      __m512 s = acc[0][g][t];
+      MUSE_UNROLL for (int u = 1; u < U; ++u) s = _mm512_add_ps(s, acc[u][g][t]);
+      _mm512_mask_storeu_ps(c.y + t * c.ldy + g * kGemmGroupRows, g == 0 ? c.mask : c.mask2, s);
     }
   }
 };
@@ -139,7 +164,8 @@ struct Q5_0Format {
     explicit Block(const uint8_t* c) : nibbles(c), plane(load512(c + kQ5_0Planes)) {}
     __m512i quad(int j) const {
       // Bit j of each plane byte becomes 0x10.
-      const __m512i bit = j <= 4 ? _mm512_slli_epi16(plane, 4 - j) : _mm512_srli_epi16(plane, j - 4);
+      const __m512i bit =
+          j <= 4 ? _mm512_slli_epi16(plane, 4 - j) : _mm512_srli_epi16(plane, j - 4);
       return _mm512_ternarylogic_epi32(nibbles.quad(j), bit, _mm512_set1_epi8(0x10), 0xf8);
     }
   };
@@ -147,7 +173,8 @@ struct Q5_0Format {
 
 template <typename F>
 struct Legacy32Kernel {
-  static constexpr int kMaxTokens = 12;
+  static constexpr int kMaxTokens = 8;
+  static constexpr int kGroups = 1;
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nb = k / 32;
@@ -155,14 +182,15 @@ struct Legacy32Kernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* chunk = c.w + b * F::kChunk;
+      prefetch_ahead<T, F::kChunk>(chunk);
       const typename F::Block blk(chunk);
       __m512i isum[T];
-      MUSE_UNROLL for (int t = 0; t < T; ++t)
-        isum[t] = _mm512_slli_epi32(_mm512_set1_epi32(c.acts.nsum32[t * nb + b]), F::kOffsetShift);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) isum[t] =
+          _mm512_slli_epi32(_mm512_set1_epi32(c.acts.nsum32[t * nb + b]), F::kOffsetShift);
       MUSE_UNROLL for (int j = 0; j < 8; ++j) {
         const __m512i q = blk.quad(j);
-        MUSE_UNROLL for (int t = 0; t < T; ++t)
-          isum[t] = _mm512_dpbusd_epi32(isum[t], q, bcast32(c.acts.qs + t * k + 32 * b + 4 * j));
+        MUSE_UNROLL for (int t = 0; t < T; ++t) isum[t] =
+            _mm512_dpbusd_epi32(isum[t], q, bcast32(c.acts.qs + t * k + 32 * b + 4 * j));
       }
       const __m512 dw = load_f16x16(chunk);
       MUSE_UNROLL for (int t = 0; t < T; ++t) {
@@ -178,6 +206,7 @@ struct Legacy32Kernel {
 
 struct Q4KKernel {
   static constexpr int kMaxTokens = 5;
+  static constexpr int kGroups = 1;
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32;
@@ -186,6 +215,7 @@ struct Q4KKernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; ++sb) {
       const uint8_t* chunk = c.w + sb * kQ4_KChunk;
+      prefetch_ahead<T, kQ4_KChunk, 2 * kQ4_KChunk>(chunk);
       __m512i sumi[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
       for (int ch = 0; ch < 4; ++ch) {
@@ -234,6 +264,7 @@ struct Q4KKernel {
 
 struct Q6KKernel {
   static constexpr int kMaxTokens = 5;
+  static constexpr int kGroups = 1;
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32, nb16 = k / 16;
@@ -243,6 +274,7 @@ struct Q6KKernel {
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; ++sb) {
       const uint8_t* chunk = c.w + sb * kQ6_KChunk;
+      prefetch_ahead<T, kQ6_KChunk, 2 * kQ6_KChunk>(chunk);
       __m512i sumi[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
       for (int p = 0; p < 8; ++p) {
@@ -259,11 +291,12 @@ struct Q6KKernel {
         MUSE_UNROLL for (int i = 0; i < 4; ++i) {
           const __m512i n = load512(base + 64 * i);
           const __m512i plane = i < 2 ? plane0 : plane1;
-          const __m512i hb_lo = i % 2 == 0 ? _mm512_slli_epi16(plane, 4) : _mm512_slli_epi16(plane, 2);
+          const __m512i hb_lo =
+              i % 2 == 0 ? _mm512_slli_epi16(plane, 4) : _mm512_slli_epi16(plane, 2);
           const __m512i hb_hi = i % 2 == 0 ? plane : _mm512_srli_epi16(plane, 2);
           // (n & 0x0f) | (hb & 0x30), and the same for the high nibbles.
-          const __m512i ql = _mm512_ternarylogic_epi32(
-              _mm512_and_si512(n, low4), hb_lo, bits45, 0xf8);
+          const __m512i ql =
+              _mm512_ternarylogic_epi32(_mm512_and_si512(n, low4), hb_lo, bits45, 0xf8);
           const __m512i qh = _mm512_ternarylogic_epi32(
               _mm512_and_si512(_mm512_srli_epi16(n, 4), low4), hb_hi, bits45, 0xf8);
           MUSE_UNROLL for (int t = 0; t < T; ++t) {
@@ -314,32 +347,40 @@ GemmActs offset_acts(const GemmActs& a, int64_t t) {
   return r;
 }
 
-template <typename K>
+// Row groups one at a time (K) or, for kernels of two groups (K2), two at a
+// time with K for an odd last group; for each, the tokens in even tiles (13
+// tokens with at most 12 per tile run as 7 + 6, not 12 + 1).
+template <typename K, typename K2 = K>
 void gemm(const GemmArgs& a) {
   static constexpr auto kTiles = tile_table<K>(std::make_integer_sequence<int, K::kMaxTokens>());
-  constexpr int64_t kMax = K::kMaxTokens;
-  // Even tiles: 13 tokens with at most 12 per tile run as 7 + 6, not 12 + 1.
-  const int64_t n_tiles = (a.n_tokens + kMax - 1) / kMax;
-  for (int64_t g = 0; g < a.n_groups; ++g) {
+  static constexpr auto kTiles2 = tile_table<K2>(std::make_integer_sequence<int, K2::kMaxTokens>());
+  const auto last_mask = static_cast<__mmask16>((1u << a.last_rows) - 1u);
+  for (int64_t g = 0; g < a.n_groups;) {
+    const bool pair = K2::kGroups == 2 && g + 1 < a.n_groups;
+    const int64_t max_t = pair ? K2::kMaxTokens : K::kMaxTokens;
+    const int64_t n_tiles = (a.n_tokens + max_t - 1) / max_t;
     Tile c;
     c.w = a.w + g * a.group_bytes;
+    c.group_bytes = a.group_bytes;
     c.ldy = a.ldy;
-    c.mask = g + 1 == a.n_groups ? static_cast<__mmask16>((1u << a.last_rows) - 1u) : 0xffff;
+    c.mask = g + 1 == a.n_groups ? last_mask : 0xffff;
+    c.mask2 = g + 2 == a.n_groups ? last_mask : 0xffff;
     for (int64_t i = 0; i < n_tiles; ++i) {
       const int64_t t0 = a.n_tokens * i / n_tiles, t1 = a.n_tokens * (i + 1) / n_tiles;
       c.acts = offset_acts(a.acts, t0);
       c.y = a.y + t0 * a.ldy + g * kGemmGroupRows;
-      kTiles[static_cast<size_t>(t1 - t0 - 1)](c);
+      (pair ? kTiles2 : kTiles)[static_cast<size_t>(t1 - t0 - 1)](c);
     }
+    g += pair ? 2 : 1;
   }
 }
 
 }  // namespace
 
 void register_gemm_avx512(KernelTable& t) {
-  t.gemm[static_cast<uint32_t>(DType::F32)] = gemm<FloatKernel<WF32>>;
-  t.gemm[static_cast<uint32_t>(DType::F16)] = gemm<FloatKernel<WF16>>;
-  t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm<FloatKernel<WBF16>>;
+  t.gemm[static_cast<uint32_t>(DType::F32)] = gemm<FloatKernel<WF32, 1>, FloatKernel<WF32, 2>>;
+  t.gemm[static_cast<uint32_t>(DType::F16)] = gemm<FloatKernel<WF16, 1>, FloatKernel<WF16, 2>>;
+  t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm<FloatKernel<WBF16, 1>, FloatKernel<WBF16, 2>>;
   t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm<Legacy32Kernel<Q8_0Format>>;
   t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm<Legacy32Kernel<Q4_0Format>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Legacy32Kernel<Q5_0Format>>;

@@ -20,7 +20,7 @@ struct GemmActs {
   const int32_t* nsum32;  // minus the sum of each 32-block's quants
   const int16_t* sum32;   // the same sums, positive, as int16
   const int32_t* nsum16;  // minus the sum of each 16-column group's quants
-  int64_t k;                    // columns
+  int64_t k;              // columns
 };
 
 // One kernel call: row groups [0, n_groups) of `w` (already offset to the first
@@ -42,22 +42,22 @@ struct GemmArgs {
 namespace muse::kernels::gemm_layout {
 
 // Legacy 32-column blocks, per row group: 16 f16 scales, then the quants.
-constexpr size_t kQ8_0Chunk = 32 + 8 * 64;   // 8 quads of 16 rows x 4 bytes
-constexpr size_t kQ4_0Chunk = 32 + 4 * 64;   // 4 quads of packed nibbles
-constexpr size_t kQ5_0Planes = kQ4_0Chunk;   // fifth-bit plane after the nibbles
+constexpr size_t kQ8_0Chunk = 32 + 8 * 64;  // 8 quads of 16 rows x 4 bytes
+constexpr size_t kQ4_0Chunk = 32 + 4 * 64;  // 4 quads of packed nibbles
+constexpr size_t kQ5_0Planes = kQ4_0Chunk;  // fifth-bit plane after the nibbles
 constexpr size_t kQ5_0Chunk = kQ5_0Planes + 64;
 
 // Q4_K super-block (256 columns), per row group.
-constexpr size_t kQ4_KD = 0;          // 16 f16
-constexpr size_t kQ4_KDmin = 32;      // 16 f16
-constexpr size_t kQ4_KScales = 64;    // [8 sub-blocks][16 rows] u8
-constexpr size_t kQ4_KMins = 192;     // [4 pairs][16 rows][2] int16
-constexpr size_t kQ4_KQuants = 448;   // [4 chunks][8 quads][16 rows][4] nibbles
+constexpr size_t kQ4_KD = 0;         // 16 f16
+constexpr size_t kQ4_KDmin = 32;     // 16 f16
+constexpr size_t kQ4_KScales = 64;   // [8 sub-blocks][16 rows] u8
+constexpr size_t kQ4_KMins = 192;    // [4 pairs][16 rows][2] int16
+constexpr size_t kQ4_KQuants = 448;  // [4 chunks][8 quads][16 rows][4] nibbles
 constexpr size_t kQ4_KChunk = kQ4_KQuants + 4 * 8 * 64;
 
 // Q6_K super-block, per row group.
-constexpr size_t kQ6_KScales = 32;    // after 16 f16 d: [16 sub-blocks][16 rows] int8
-constexpr size_t kQ6_KQuants = 288;   // 8 sub-block pairs of kQ6_KPairBytes
+constexpr size_t kQ6_KScales = 32;                  // after 16 f16 d: [16 sub-blocks][16 rows] int8
+constexpr size_t kQ6_KQuants = 288;                 // 8 sub-block pairs of kQ6_KPairBytes
 constexpr size_t kQ6_KPairBytes = 4 * 64 + 2 * 64;  // 4 nibble quads + 2 high-bit planes
 constexpr size_t kQ6_KChunk = kQ6_KQuants + 8 * kQ6_KPairBytes;
 

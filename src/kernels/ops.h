@@ -19,10 +19,10 @@ void scale_inplace(float* y, float s, int64_t n);                        // y *=
 void silu_mul(const float* gate, const float* up, float* y, int64_t n);  // y = silu(g) * u
 void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n);
 void gelu_erf_mul(const float* gate, const float* up, float* y, int64_t n);
-void sigmoid_mul_inplace(float* y, const float* gate, int64_t n);        // y *= sigmoid(g)
-void softcap_inplace(float* y, float cap, int64_t n);                    // y = cap*tanh(y/cap)
+void sigmoid_mul_inplace(float* y, const float* gate, int64_t n);  // y *= sigmoid(g)
+void softcap_inplace(float* y, float cap, int64_t n);              // y = cap*tanh(y/cap)
 float dot(const float* a, const float* b, int64_t n);
-void axpy(float a, const float* x, float* y, int64_t n);                 // y += a * x
+void axpy(float a, const float* x, float* y, int64_t n);  // y += a * x
 // Softmax over n values in place; returns nothing, handles -inf entries.
 void softmax_inplace(float* x, int64_t n);
 

@@ -20,8 +20,12 @@ inline void for_lanes(int64_t n, F f) {
   if (i < n) f(i, tail_mask(n - i));
 }
 
-inline __m256 load(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
-inline void store(float* p, __m256i m, __m256 v) { _mm256_maskstore_ps(p, m, v); }
+inline __m256 load(const float* p, __m256i m) {
+  return _mm256_maskload_ps(p, m);
+}
+inline void store(float* p, __m256i m, __m256 v) {
+  _mm256_maskstore_ps(p, m, v);
+}
 
 inline __m256 sigmoid(__m256 x) {
   const __m256 one = _mm256_set1_ps(1.0f);
@@ -40,7 +44,8 @@ void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
   const __m256 cubic = _mm256_set1_ps(0.044715f);
   for_lanes(n, [&](int64_t i, __m256i m) {
     const __m256 g = load(gate + i, m);
-    const __m256 inner = _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(cubic, g), _mm256_mul_ps(g, g), g));
+    const __m256 inner =
+        _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(cubic, g), _mm256_mul_ps(g, g), g));
     store(y + i, m, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid(inner)), load(up + i, m)));
   });
 }
@@ -58,7 +63,8 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
   h = _mm_add_sd(h, _mm_unpackhi_pd(h, h));
   const double ss = _mm_cvtsd_f64(h);
-  const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / __builtin_sqrt(ss / static_cast<double>(n) + eps)));
+  const __m256 inv =
+      _mm256_set1_ps(static_cast<float>(1.0 / __builtin_sqrt(ss / static_cast<double>(n) + eps)));
   for_lanes(n, [&](int64_t i, __m256i m) {
     __m256 v = _mm256_mul_ps(load(x + i, m), inv);
     if (w) v = _mm256_mul_ps(v, load(w + i, m));
@@ -67,7 +73,9 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
-  for_lanes(n, [&](int64_t i, __m256i m) { store(y + i, m, _mm256_add_ps(load(y + i, m), load(x + i, m))); });
+  for_lanes(n, [&](int64_t i, __m256i m) {
+    store(y + i, m, _mm256_add_ps(load(y + i, m), load(x + i, m)));
+  });
 }
 
 void scale_inplace(float* y, float s, int64_t n) {
@@ -77,7 +85,9 @@ void scale_inplace(float* y, float s, int64_t n) {
 
 void axpy(float a, const float* x, float* y, int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
-  for_lanes(n, [&](int64_t i, __m256i m) { store(y + i, m, _mm256_fmadd_ps(va, load(x + i, m), load(y + i, m))); });
+  for_lanes(n, [&](int64_t i, __m256i m) {
+    store(y + i, m, _mm256_fmadd_ps(va, load(x + i, m), load(y + i, m)));
+  });
 }
 
 float max_value(const float* x, int64_t n) {
@@ -93,7 +103,8 @@ float exp_sum(float* x, int64_t n, float max) {
   const __m256 vmax = _mm256_set1_ps(max);
   __m256 sum = _mm256_setzero_ps();
   for_lanes(n, [&](int64_t i, __m256i m) {
-    const __m256 e = _mm256_and_ps(avx2::exp(_mm256_sub_ps(load(x + i, m), vmax)), _mm256_castsi256_ps(m));
+    const __m256 e =
+        _mm256_and_ps(avx2::exp(_mm256_sub_ps(load(x + i, m), vmax)), _mm256_castsi256_ps(m));
     store(x + i, m, e);
     sum = _mm256_add_ps(sum, e);
   });

@@ -46,7 +46,8 @@ void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
   for_lanes(n, [&](int64_t i, __mmask16 m) {
     const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
     const __m512 u = _mm512_maskz_loadu_ps(m, up + i);
-    const __m512 inner = _mm512_mul_ps(k, _mm512_fmadd_ps(_mm512_mul_ps(cubic, g), _mm512_mul_ps(g, g), g));
+    const __m512 inner =
+        _mm512_mul_ps(k, _mm512_fmadd_ps(_mm512_mul_ps(cubic, g), _mm512_mul_ps(g, g), g));
     _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_mul_ps(g, sigmoid(inner)), u));
   });
 }
@@ -57,7 +58,8 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   for_lanes(n, [&](int64_t i, __mmask16 m) {
     const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    const __m512d hi =
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     s0 = _mm512_fmadd_pd(lo, lo, s0);
     s1 = _mm512_fmadd_pd(hi, hi, s1);
   });
@@ -73,7 +75,8 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 
 void add_inplace(float* y, const float* x, int64_t n) {
   for_lanes(n, [&](int64_t i, __mmask16 m) {
-    _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+    _mm512_mask_storeu_ps(
+        y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
   });
 }
 
@@ -87,14 +90,18 @@ void scale_inplace(float* y, float s, int64_t n) {
 void axpy(float a, const float* x, float* y, int64_t n) {
   const __m512 va = _mm512_set1_ps(a);
   for_lanes(n, [&](int64_t i, __mmask16 m) {
-    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    _mm512_mask_storeu_ps(
+        y + i, m,
+        _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
   });
 }
 
 float max_value(const float* x, int64_t n) {
   const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
   __m512 mx = neg_inf;
-  for_lanes(n, [&](int64_t i, __mmask16 m) { mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(neg_inf, m, x + i)); });
+  for_lanes(n, [&](int64_t i, __mmask16 m) {
+    mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(neg_inf, m, x + i));
+  });
   return _mm512_reduce_max_ps(mx);
 }
 

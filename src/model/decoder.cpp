@@ -22,13 +22,14 @@ namespace {
 // matmuls; drop them from this process's resident set. Only for tensors inside
 // the model's read-only file mapping (MADV_DONTNEED there just forgets the
 // pages: a later read, e.g. an embedding lookup, faults them back from the file).
-void release_source_pages(const Model& model, const TensorView& w) {
+void release_source_pages(const Model& model, const TensorView& w, int64_t row0, int64_t row1) {
   const GgufFile* gguf = model.gguf();
   if (gguf == nullptr || gguf->mapping() == nullptr || w.data == nullptr) return;
-  const auto* begin = static_cast<const uint8_t*>(w.data);
-  const uint8_t* end = begin + static_cast<size_t>(w.rows()) * w.row_stride();
+  const uint8_t* begin = w.row(row0);
+  const uint8_t* end = w.row(row1);
   const uint8_t* map_begin = gguf->mapping()->data();
-  if (map_begin == nullptr || begin < map_begin || end > map_begin + gguf->mapping()->size()) return;
+  if (map_begin == nullptr || begin < map_begin || end > map_begin + gguf->mapping()->size())
+    return;
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
   const uintptr_t last = reinterpret_cast<uintptr_t>(end) / page * page;
@@ -64,21 +65,34 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
   // keep using the mapped tensor).
   const k::KernelTable& kt = k::best_kernels();
   const auto& W = model_->weights();
-  std::vector<const TensorView*> packed;
+  // All packed matrices live in one huge-page arena, in forward-pass order.
+  size_t arena = 0;
+  auto count = [&](const TensorView& w) {
+    if (k::Linear::packs(w, kt)) arena += k::packed_bytes(w);
+  };
+  for (const auto& L : W.layers)
+    for (const TensorView* w :
+         {&L.wq, &L.wk, &L.wv, &L.attn_gate, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
+      count(*w);
+  count(W.output);
+  weights_arena_ = k::LargeBuffer(arena, false);
+  size_t offset = 0;
   auto prepare = [&](const TensorView& w) {
     if (w.data == nullptr) return k::Linear();
-    k::Linear lin(w, kt, &pool_);
+    uint8_t* storage = nullptr;
+    if (k::Linear::packs(w, kt)) {
+      storage = weights_arena_.data() + offset;
+      offset += k::packed_bytes(w);
+    }
+    k::Linear lin(
+        w, kt, &pool_, [&](int64_t r0, int64_t r1) { release_source_pages(*model_, w, r0, r1); },
+        storage);
     if (lin.packed()) {
-      packed.push_back(&w);
       memory_.packed_weights += lin.packed_bytes();
     } else {
       memory_.mapped_weights += static_cast<size_t>(w.rows()) * w.row_stride();
     }
     return lin;
-  };
-  auto release = [&] {
-    for (const TensorView* w : packed) release_source_pages(*model_, *w);
-    packed.clear();
   };
   for (const auto& L : W.layers) {
     LayerLinears lin;
@@ -91,18 +105,25 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
     lin.ffn_up = prepare(L.ffn_up);
     lin.ffn_down = prepare(L.ffn_down);
     linears_.push_back(std::move(lin));
-    release();
   }
   output_ = prepare(W.output);
-  release();
+  embed_from_output_ = W.tok_embd.data == W.output.data && output_.packed() &&
+                       W.tok_embd.type == W.output.type && W.tok_embd.ne == W.output.ne;
+  embed_dequantize_ = kt.dequantize_fn(W.tok_embd.type);
+  MUSE_CHECK(embed_dequantize_ != nullptr, "token embeddings of type ", dtype_name(W.tok_embd.type),
+             " cannot be read");
 
   // KV cache: per layer, sequence and kv head, keys in 16-position transposed
   // blocks and values row by row (kernels/attention.h).
+  MUSE_CHECK(opt_.kv_type == DType::F32 || opt_.kv_type == DType::F16,
+             "KV cache type must be f32 or f16, not ", dtype_name(opt_.kv_type));
+  kv_f16_ = opt_.kv_type == DType::F16;
   n_ctx_alloc_ = (opt_.n_ctx + 15) / 16 * 16;
   const size_t cache =
-      static_cast<size_t>(opt_.n_seq * c.n_head_kv * n_ctx_alloc_ * c.head_dim);
-  k_cache_.assign(static_cast<size_t>(c.n_layer), std::vector<float>(cache));
-  v_cache_.assign(static_cast<size_t>(c.n_layer), std::vector<float>(cache));
+      static_cast<size_t>(opt_.n_seq * c.n_head_kv * n_ctx_alloc_ * c.head_dim) * (kv_f16_ ? 2 : 4);
+  kv_layer_bytes_ = cache;
+  k_cache_ = k::LargeBuffer(cache * static_cast<size_t>(c.n_layer));
+  v_cache_ = k::LargeBuffer(cache * static_cast<size_t>(c.n_layer));
   seq_len_.assign(static_cast<size_t>(opt_.n_seq), 0);
   const size_t nb = static_cast<size_t>(opt_.n_batch);
   x_.resize(nb * c.n_embd);
@@ -123,11 +144,12 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
   const int64_t widest = std::max({c.n_embd, c.n_ff, c.q_dim()});
 
   // Everything else the forward pass uses is allocated here too.
-  memory_.kv_cache = 2 * static_cast<size_t>(c.n_layer) * cache * sizeof(float);
+  memory_.kv_cache = 2 * static_cast<size_t>(c.n_layer) * cache;
   const size_t floats = x_.size() + xn_.size() + proj_.size() + q_.size() + gate_.size() +
                         attn_.size() + k_.size() + v_.size() + ffn_a_.size() + rope_cos_.size() +
                         rope_sin_.size() + logits_.capacity();
-  memory_.scratch = floats * sizeof(float) + gemm_scratch_.reserve(opt_.n_batch, widest, pool_.size()) +
+  memory_.scratch = floats * sizeof(float) +
+                    gemm_scratch_.reserve(opt_.n_batch, widest, pool_.size()) +
                     attn_rows_.capacity() * sizeof(k::AttnRow) + attn_cost_.capacity() * 8;
   // Non-matrix tensors (norms, biases) and the rows of the embedding table read
   // per token stay in the mapping.
@@ -161,8 +183,8 @@ std::span<const float> Decoder::forward(std::span<const BatchItem> items) {
                " is outside the vocabulary (", c.n_vocab, " tokens)");
     MUSE_CHECK(it.seq >= 0 && it.seq < opt_.n_seq, "sequence ", it.seq, " does not exist");
     auto& l = len[static_cast<size_t>(it.seq)];
-    MUSE_CHECK(it.pos == l, "position ", it.pos, " does not continue sequence ", it.seq,
-               " (", l, " positions cached)");
+    MUSE_CHECK(it.pos == l, "position ", it.pos, " does not continue sequence ", it.seq, " (", l,
+               " positions cached)");
     MUSE_CHECK(l < opt_.n_ctx, "sequence ", it.seq, " is full (context size ", opt_.n_ctx, ")");
     ++l;
   }
@@ -188,15 +210,24 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
     for (int64_t i = b; i < e; ++i) {
       float* row = &x_[static_cast<size_t>(i * E)];
       const BatchItem& it = items[static_cast<size_t>(i)];
-      k::dequantize_row(W.tok_embd, it.token, row);
+      if (embed_from_output_) {
+        // Tied embeddings: the row comes from the packed output matrix, so the
+        // mapped table is never touched again after packing.
+        thread_local std::vector<uint8_t> bytes;
+        bytes.resize(W.tok_embd.row_stride());
+        output_.packed_matrix().unpack_row(it.token, bytes.data());
+        embed_dequantize_(bytes.data(), row, E);
+      } else {
+        k::dequantize_row(W.tok_embd, it.token, row);
+      }
       if (c.embed_scale != 1.0f) k::scale_inplace(row, c.embed_scale, E);
       if (c.embed_norm) k::rms_norm(row, nullptr, row, E, c.norm_eps);
       // Rotary angles of this token, once per distinct frequency table.
       for (size_t t = 0; t < rope_inv_freq_.size(); ++t) {
         const size_t off = (t * static_cast<size_t>(opt_.n_batch) + static_cast<size_t>(i)) *
                            static_cast<size_t>(half);
-        k::rope_cos_sin(static_cast<float>(it.pos), rope_inv_freq_[t].data(), half,
-                        &rope_cos_[off], &rope_sin_[off]);
+        k::rope_cos_sin(static_cast<float>(it.pos), rope_inv_freq_[t].data(), half, &rope_cos_[off],
+                        &rope_sin_[off]);
       }
     }
   });
@@ -230,8 +261,9 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
         }
         const float* qn = c.qk_norm ? static_cast<const float*>(L.q_norm.data) : nullptr;
         const float* kn = c.qk_norm ? static_cast<const float*>(L.k_norm.data) : nullptr;
-        const size_t off = (rope_table * static_cast<size_t>(opt_.n_batch) + static_cast<size_t>(i)) *
-                           static_cast<size_t>(half);
+        const size_t off =
+            (rope_table * static_cast<size_t>(opt_.n_batch) + static_cast<size_t>(i)) *
+            static_cast<size_t>(half);
         const float* cs = &rope_cos_[off];
         const float* sn = &rope_sin_[off];
         for (int64_t h = 0; h < c.n_head; ++h) {
@@ -250,10 +282,9 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
           if (c.qk_norm_unweighted) k::rms_norm(kh, nullptr, kh, HD, c.norm_eps);
           if (LC.use_rope) k::rope_apply(kh, c.rope_dim, cs, sn, interleaved);
           // Append to the cache.
-          float* kc = kv_base(k_cache_, l, it.seq, h);
-          k::attention_store_key(kc, HD, it.pos, kh);
-          float* vc = kv_base(v_cache_, l, it.seq, h) + static_cast<int64_t>(it.pos) * HD;
-          std::copy(vv + h * HD, vv + (h + 1) * HD, vc);
+          k::attention_store_key(kv_base(k_cache_, l, it.seq, h), HD, it.pos, kh, kv_f16_);
+          k::attention_store_value(kv_base(v_cache_, l, it.seq, h), HD, it.pos, vv + h * HD,
+                                   kv_f16_);
         }
       }
     });
@@ -304,11 +335,11 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
   if (c.final_logit_softcap > 0) k::softcap_inplace(lg, c.final_logit_softcap, n_out * c.n_vocab);
 }
 
-float* Decoder::kv_base(std::vector<std::vector<float>>& cache, int64_t layer, int64_t seq,
-                        int64_t kv_head) {
+uint8_t* Decoder::kv_base(const kernels::LargeBuffer& cache, int64_t layer, int64_t seq,
+                          int64_t kv_head) const {
   const auto& c = config();
-  return cache[static_cast<size_t>(layer)].data() +
-         ((seq * c.n_head_kv + kv_head) * n_ctx_alloc_) * c.head_dim;
+  return cache.data() + static_cast<size_t>(layer) * kv_layer_bytes_ +
+         ((seq * c.n_head_kv + kv_head) * n_ctx_alloc_) * c.head_dim * (kv_f16_ ? 2 : 4);
 }
 
 void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
@@ -329,14 +360,16 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
       const auto& it = items[static_cast<size_t>(i)];
       const int32_t hi = it.pos;
       const int32_t lo =
-          LC.sliding ? static_cast<int32_t>(std::max<int64_t>(0, it.pos - c.sliding_window + 1)) : 0;
+          LC.sliding ? static_cast<int32_t>(std::max<int64_t>(0, it.pos - c.sliding_window + 1))
+                     : 0;
       const int64_t job = h * n + i;
       for (int64_t g = 0; g < group; ++g) {
         const int64_t head = h * group + g;
         attn_rows_[static_cast<size_t>(job * group + g)] = {&q_[i * QD + head * HD],
                                                             &attn_[i * QD + head * HD], lo, hi};
       }
-      attn_cost_[static_cast<size_t>(job + 1)] = attn_cost_[static_cast<size_t>(job)] + (hi - lo + 16);
+      attn_cost_[static_cast<size_t>(job + 1)] =
+          attn_cost_[static_cast<size_t>(job)] + (hi - lo + 16);
     }
   }
   const k::KernelTable& kt = k::best_kernels();
@@ -344,7 +377,8 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
     for (int64_t job = j0; job < j1; ++job) {
       const int64_t h = job / n, i = job % n;
       const auto& it = items[static_cast<size_t>(i)];
-      const k::AttnKv kv{kv_base(k_cache_, layer, it.seq, h), kv_base(v_cache_, layer, it.seq, h), HD};
+      const k::AttnKv kv{kv_base(k_cache_, layer, it.seq, h), kv_base(v_cache_, layer, it.seq, h),
+                         HD, kv_f16_};
       k::attention(kt, kv, &attn_rows_[static_cast<size_t>(job * group)], static_cast<int>(group),
                    scale);
     }
@@ -358,8 +392,10 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
     const int n_threads = pool_.size();
     const int64_t c0 = total * t / n_threads, c1 = total * (t + 1) / n_threads;
     // First job whose cost range starts at or after c0 (and likewise for c1).
-    const int64_t j0 = std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c0) - attn_cost_.begin();
-    const int64_t j1 = std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c1) - attn_cost_.begin();
+    const int64_t j0 =
+        std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c0) - attn_cost_.begin();
+    const int64_t j1 =
+        std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c1) - attn_cost_.begin();
     run(j0, t + 1 == n_threads ? n_jobs : j1);
   });
 }

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
+#include "kernels/kernel_table.h"
 #include "model/model.h"
 
 namespace muse {
@@ -20,11 +21,14 @@ struct DecoderOptions {
   int64_t n_seq = 1;      // sequences that can be cached at once
   int64_t n_batch = 512;  // tokens per forward chunk (scratch is sized for this)
   int n_threads = 0;      // 0 = default_thread_count()
+  // Element type of the KV cache: F32 (exact) or F16 (half the memory and the
+  // attention bandwidth at long context; keys and values rounded to f16).
+  DType kv_type = DType::F32;
 };
 
 struct BatchItem {
   int32_t token = 0;
-  int32_t pos = 0;     // must equal the sequence's cached length when processed
+  int32_t pos = 0;  // must equal the sequence's cached length when processed
   int32_t seq = 0;
   bool logits = false;  // return logits for this item
 };
@@ -49,7 +53,7 @@ class Decoder {
   // the caches as they were before the call.
   std::span<const float> forward(std::span<const BatchItem> items);
 
-  void clear(int32_t seq);               // forget a sequence's cache
+  void clear(int32_t seq);                // forget a sequence's cache
   int64_t seq_length(int32_t seq) const;  // positions cached for a sequence
   const Model& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }
@@ -61,8 +65,8 @@ class Decoder {
   void attention(int64_t layer, std::span<const BatchItem> items);
   void linear(const kernels::Linear& w, const float* x, int64_t n, float* y);
   // Start of one (layer, sequence, kv head) slice of a KV cache.
-  float* kv_base(std::vector<std::vector<float>>& cache, int64_t layer, int64_t seq,
-                 int64_t kv_head);
+  uint8_t* kv_base(const kernels::LargeBuffer& cache, int64_t layer, int64_t seq,
+                   int64_t kv_head) const;
 
   // The matrices of one layer, repacked for the GEMM kernels where possible.
   struct LayerLinears {
@@ -72,8 +76,11 @@ class Decoder {
   std::shared_ptr<const Model> model_;
   DecoderOptions opt_;
   ThreadPool pool_;
+  kernels::LargeBuffer weights_arena_;  // every packed matrix (huge pages)
   std::vector<LayerLinears> linears_;
   kernels::Linear output_;
+  bool embed_from_output_ = false;  // tied embeddings read from the packed output
+  kernels::DequantizeRowFn embed_dequantize_ = nullptr;
   kernels::GemmScratch gemm_scratch_;
   std::vector<std::vector<float>> rope_inv_freq_;  // distinct frequency tables
   std::vector<int64_t> rope_table_of_layer_;       // index into rope_inv_freq_
@@ -81,7 +88,9 @@ class Decoder {
   // and the same size for keys in 16-position transposed blocks
   // (kernels/attention.h); n_ctx_alloc_ is n_ctx rounded up to 16.
   int64_t n_ctx_alloc_ = 0;
-  std::vector<std::vector<float>> k_cache_, v_cache_;
+  bool kv_f16_ = false;
+  size_t kv_layer_bytes_ = 0;
+  kernels::LargeBuffer k_cache_, v_cache_;
   std::vector<int64_t> seq_len_;
   // Scratch, sized once for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, gate_, attn_, proj_, ffn_a_;

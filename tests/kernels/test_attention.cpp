@@ -35,41 +35,53 @@ std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
   return v;
 }
 
-// A cache of n_ctx positions in the kernel layout, filled from row-major keys.
+// A cache of n_ctx positions in the kernel layout (f32 or f16), filled from
+// row-major keys and values; slots past the end hold huge garbage that must
+// stay masked.
 struct Cache {
   int64_t hd, n_ctx;
-  std::vector<float> k, v, keys;
-  Cache(int64_t head_dim, int64_t ctx, uint32_t seed) : hd(head_dim), n_ctx((ctx + 15) / 16 * 16) {
-    keys = random_values(static_cast<size_t>(n_ctx * hd), seed, 1.5f);
-    v = random_values(static_cast<size_t>(n_ctx * hd), seed + 1);
-    k.assign(keys.size(), std::numeric_limits<float>::quiet_NaN());  // unwritten slots
-    for (int64_t p = 0; p < ctx; ++p) attention_store_key(k.data(), hd, p, &keys[p * hd]);
-    for (auto& x : k)
-      if (std::isnan(x)) x = 1e30f;  // garbage past the end must stay masked
+  bool f16;
+  std::vector<uint8_t> k, v;
+  Cache(int64_t head_dim, int64_t ctx, uint32_t seed, bool half)
+      : hd(head_dim), n_ctx((ctx + 15) / 16 * 16), f16(half) {
+    const auto keys = random_values(static_cast<size_t>(n_ctx * hd), seed, 1.5f);
+    const auto values = random_values(static_cast<size_t>(n_ctx * hd), seed + 1);
+    const size_t bytes = static_cast<size_t>(n_ctx * hd) * (f16 ? 2 : 4);
+    k.assign(bytes, 0x7b);  // 0x7b7b: 6.5e4 as f16, 1.3e36 as f32
+    v.assign(bytes, 0);
+    for (int64_t p = 0; p < ctx; ++p) {
+      attention_store_key(k.data(), hd, p, &keys[p * hd], f16);
+      attention_store_value(v.data(), hd, p, &values[p * hd], f16);
+    }
   }
-  AttnKv view() const { return {k.data(), v.data(), hd}; }
+  AttnKv view() const { return {k.data(), v.data(), hd, f16}; }
 };
 
-TEST(Attention, StoreKeyLayout) {
+TEST(Attention, StoreLayout) {
   std::vector<float> cache(2 * 16 * 4, 0.0f);
   const float key[4] = {1, 2, 3, 4};
-  attention_store_key(cache.data(), 4, 17, key);  // block 1, lane 1
+  attention_store_key(cache.data(), 4, 17, key, false);  // block 1, lane 1
   EXPECT_EQ(cache[64 + 0 * 16 + 1], 1.0f);
   EXPECT_EQ(cache[64 + 3 * 16 + 1], 4.0f);
+  std::vector<uint16_t> half(2 * 16 * 4, 0);
+  attention_store_key(half.data(), 4, 17, key, true);
+  EXPECT_EQ(half[64 + 3 * 16 + 1], 0x4400);  // 4.0 in f16
+  attention_store_value(half.data(), 4, 2, key, true);
+  EXPECT_EQ(half[2 * 4 + 1], 0x4000);  // 2.0
 }
 
 // Two positions, one row: weights softmax([1, 3] * 0.5) on values [2, 6].
 TEST(Attention, KnownValues) {
   std::vector<float> k(16 * 2, 0.0f), v(16 * 2, 0.0f);
   const float k0[2] = {1, 0}, k1[2] = {3, 0};
-  attention_store_key(k.data(), 2, 0, k0);
-  attention_store_key(k.data(), 2, 1, k1);
+  attention_store_key(k.data(), 2, 0, k0, false);
+  attention_store_key(k.data(), 2, 1, k1, false);
   v[0] = 2;
   v[2] = 6;
   const float q[2] = {1, 5};
   float out[2];
   AttnRow row{q, out, 0, 1};
-  reference::attention({k.data(), v.data(), 2}, &row, 1, 0.5f);
+  reference::attention({k.data(), v.data(), 2, false}, &row, 1, 0.5f);
   const double w1 = std::exp(1.5) / (std::exp(0.5) + std::exp(1.5));
   EXPECT_NEAR(out[0], 2 * (1 - w1) + 6 * w1, 1e-6);
   EXPECT_NEAR(out[1], 0.0, 1e-7);
@@ -79,30 +91,32 @@ TEST(Attention, KernelsMatchReference) {
   for (Isa isa : supported_isas()) {
     const KernelTable& kt = kernels_for(isa);
     for (int64_t hd : {16, 32, 64, 128}) {
-      const int64_t ctx = 300;
-      const Cache cache(hd, ctx, static_cast<uint32_t>(hd));
-      // Visible ranges: causal prefixes ending inside/at block edges, sliding
-      // windows, a single position, and empty.
-      const std::pair<int32_t, int32_t> ranges[] = {{0, 0},   {0, 15},  {0, 16},  {0, 63},
-                                                    {0, 64},  {0, 299}, {5, 40},  {17, 17},
-                                                    {70, 210}, {250, 299}, {9, 8}};
-      for (int n_rows = 1; n_rows <= 9; ++n_rows) {
-        const std::vector<float> q = random_values(static_cast<size_t>(n_rows * hd), 7 + n_rows);
-        for (size_t ri = 0; ri < std::size(ranges); ++ri) {
-          std::vector<float> out(static_cast<size_t>(n_rows * hd), -7.0f), ref(out.size());
-          std::vector<AttnRow> rows, ref_rows;
-          for (int r = 0; r < n_rows; ++r) {
-            // Rows of one tile may see different ranges (tokens of one sequence).
-            const auto [lo, hi] = ranges[(ri + static_cast<size_t>(r % 2)) % std::size(ranges)];
-            rows.push_back({&q[r * hd], &out[r * hd], lo, hi});
-            ref_rows.push_back({&q[r * hd], &ref[r * hd], lo, hi});
+      for (bool f16 : {false, true}) {
+        const int64_t ctx = 300;
+        const Cache cache(hd, ctx, static_cast<uint32_t>(hd), f16);
+        // Visible ranges: causal prefixes ending inside/at block edges, sliding
+        // windows, a single position, and empty.
+        const std::pair<int32_t, int32_t> ranges[] = {{0, 0},    {0, 15},    {0, 16}, {0, 63},
+                                                      {0, 64},   {0, 299},   {5, 40}, {17, 17},
+                                                      {70, 210}, {250, 299}, {9, 8}};
+        for (int n_rows = 1; n_rows <= 9; ++n_rows) {
+          const std::vector<float> q = random_values(static_cast<size_t>(n_rows * hd), 7 + n_rows);
+          for (size_t ri = 0; ri < std::size(ranges); ++ri) {
+            std::vector<float> out(static_cast<size_t>(n_rows * hd), -7.0f), ref(out.size());
+            std::vector<AttnRow> rows, ref_rows;
+            for (int r = 0; r < n_rows; ++r) {
+              // Rows of one tile may see different ranges (tokens of one sequence).
+              const auto [lo, hi] = ranges[(ri + static_cast<size_t>(r % 2)) % std::size(ranges)];
+              rows.push_back({&q[r * hd], &out[r * hd], lo, hi});
+              ref_rows.push_back({&q[r * hd], &ref[r * hd], lo, hi});
+            }
+            reference::attention(cache.view(), ref_rows.data(), n_rows, 0.125f);
+            attention(kt, cache.view(), rows.data(), n_rows, 0.125f);
+            for (size_t i = 0; i < out.size(); ++i)
+              ASSERT_NEAR(out[i], ref[i], 2e-5 * (1 + std::fabs(ref[i])))
+                  << isa_name(isa) << " hd=" << hd << " f16=" << f16 << " rows=" << n_rows
+                  << " range#" << ri << " i=" << i;
           }
-          reference::attention(cache.view(), ref_rows.data(), n_rows, 0.125f);
-          attention(kt, cache.view(), rows.data(), n_rows, 0.125f);
-          for (size_t i = 0; i < out.size(); ++i)
-            ASSERT_NEAR(out[i], ref[i], 2e-5 * (1 + std::fabs(ref[i])))
-                << isa_name(isa) << " hd=" << hd << " rows=" << n_rows << " range#" << ri
-                << " i=" << i;
         }
       }
     }

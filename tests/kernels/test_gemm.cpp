@@ -5,10 +5,12 @@
 // layout on hand-built blocks; and the fallback for types without a packed layout.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/fp16.h"
@@ -95,11 +97,11 @@ class PackedGemm : public testing::TestWithParam<TypeIsa> {};
 TEST_P(PackedGemm, MatchesUnpackedReference) {
   const auto [type, isa] = GetParam();
   const KernelTable& k = kernels_for(isa);
-  const int64_t block = std::max<int64_t>(dtype_info(type).block_size,
-                                          dtype_info(vec_dot_act_type(type)).block_size);
+  const int64_t block =
+      std::max<int64_t>(dtype_info(type).block_size, dtype_info(vec_dot_act_type(type)).block_size);
   const bool is_float = block == 1;
-  std::vector<int64_t> cols_list = is_float ? std::vector<int64_t>{5, 64, 300}
-                                            : std::vector<int64_t>{block, 3 * block};
+  std::vector<int64_t> cols_list =
+      is_float ? std::vector<int64_t>{5, 64, 300} : std::vector<int64_t>{block, 3 * block};
   uint32_t seed = 100;
   for (int64_t cols : cols_list) {
     for (int64_t rows : {1, 16, 37}) {
@@ -124,6 +126,22 @@ TEST_P(PackedGemm, MatchesUnpackedReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, PackedGemm, testing::ValuesIn(cases()), case_name);
+
+// unpack_row inverts the packing byte for byte (so every field of every format
+// lands somewhere the kernels and the unpacker agree on).
+TEST(PackedGemm, UnpackRowRestoresSourceBytes) {
+  for (DType type : kPackedTypes) {
+    const int64_t cols = dtype_info(type).block_size == 256 ? 512 : 64;
+    const Matrix w = make_matrix(type, 21, cols, 77);
+    const PackedMatrix p = PackedMatrix::pack(w.view);
+    std::vector<uint8_t> row(row_bytes(type, cols));
+    for (int64_t r = 0; r < 21; ++r) {
+      p.unpack_row(r, row.data());
+      ASSERT_EQ(std::memcmp(row.data(), w.view.row(r), row.size()), 0)
+          << dtype_name(type) << " row " << r;
+    }
+  }
+}
 
 TEST(PackedGemm, ScalarTableHasEveryPackedType) {
   for (DType t : kPackedTypes) {
@@ -153,7 +171,7 @@ TEST(PackedGemm, KnownLayoutQ8_0AndQ4_0) {
   uint16_t d1;
   std::memcpy(&d1, g + 2, 2);
   EXPECT_EQ(f16_to_f32(d1), 1.5f);
-  EXPECT_EQ(g[32 + 64 * 1 + 0 * 4 + 2], 128 + 6);  // quad 1, row 0, byte 2: column 6
+  EXPECT_EQ(g[32 + 64 * 1 + 0 * 4 + 2], 128 + 6);   // quad 1, row 0, byte 2: column 6
   EXPECT_EQ(g[32 + 64 * 7 + 1 * 4 + 3], 128 - 31);  // quad 7, row 1, byte 3: column 31
   EXPECT_EQ(g[32 + 64 * 0 + 2 * 4 + 0], 128);       // padding row 2: zero quants
   uint16_t d2;
@@ -203,8 +221,7 @@ TEST(Linear, FusedOutputsMatchReference) {
         matmul_reference(mats[m]->view, x.data(), n, ref.data());
         for (int64_t t = 0; t < n; ++t)
           for (int64_t r = 0; r < rows; ++r)
-            ASSERT_NEAR(y[t * ldy + offs[m] + r], ref[t * rows + r],
-                        bound(*mats[m], x, cols, r, t))
+            ASSERT_NEAR(y[t * ldy + offs[m] + r], ref[t * rows + r], bound(*mats[m], x, cols, r, t))
                 << "matrix " << m << " threads " << threads << " n " << n;
       }
     }
@@ -262,6 +279,30 @@ TEST(Linear, RejectsBadShapes) {
   bad = a.view;
   bad.ne = {48, 16, 1, 1};
   EXPECT_THROW(PackedMatrix::pack(bad), Error);
+}
+
+// The spin-then-sleep pool the drivers run on: every region runs once on every
+// thread, regions never overlap, and sleeping workers wake up for later regions.
+TEST(ThreadPoolHandoff, RegionsRunOnceOnEveryThreadInOrder) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<int> hits(static_cast<size_t>(threads), 0);
+    int64_t total = 0;
+    for (int region = 0; region < 2000; ++region) {
+      pool.run_on_all([&](int t) { ++hits[static_cast<size_t>(t)]; });
+      if (region == 1000)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // workers sleep
+      int64_t sum = 0;
+      pool.parallel_for(1000, [&](int, int64_t b, int64_t e) {
+        int64_t local = 0;
+        for (int64_t i = b; i < e; ++i) local += i;
+        __atomic_fetch_add(&sum, local, __ATOMIC_RELAXED);
+      });
+      total += sum;
+    }
+    for (int h : hits) EXPECT_EQ(h, 2000) << threads;
+    EXPECT_EQ(total, 2000 * int64_t{999 * 1000 / 2}) << threads;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,432 @@
+// The packed GEMM layouts (gemm.h): which types have one, packing a weight
+// matrix at load (and unpacking single rows back), and the huge-page buffers the
+// packed weights and the KV cache live in.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/fp16.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_layout.h"
+#include "kernels/quant_blocks.h"
+#include "muse/error.h"
+
+namespace muse::kernels {
+
+using namespace gemm_layout;
+
+// ---- layouts -------------------------------------------------------------------
+
+bool has_packed_layout(DType type) {
+  switch (type) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q5_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+GemmActKind gemm_act_kind(DType type) {
+  switch (type) {
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q5_0:
+      return GemmActKind::Q8_0;
+    case DType::Q4_K:
+    case DType::Q6_K:
+      return GemmActKind::Q8_K;
+    default:
+      return GemmActKind::F32;
+  }
+}
+
+size_t packed_group_bytes(DType type, int64_t cols) {
+  if (cols <= 0) return 0;
+  const auto c = static_cast<size_t>(cols);
+  switch (type) {
+    case DType::F32:
+      return c * 16 * 4;
+    case DType::F16:
+    case DType::BF16:
+      return c * 16 * 2;
+    case DType::Q8_0:
+      return cols % 32 == 0 ? c / 32 * kQ8_0Chunk : 0;
+    case DType::Q4_0:
+      return cols % 32 == 0 ? c / 32 * kQ4_0Chunk : 0;
+    case DType::Q5_0:
+      return cols % 32 == 0 ? c / 32 * kQ5_0Chunk : 0;
+    case DType::Q4_K:
+      return cols % 256 == 0 ? c / 256 * kQ4_KChunk : 0;
+    case DType::Q6_K:
+      return cols % 256 == 0 ? c / 256 * kQ6_KChunk : 0;
+    default:
+      return 0;
+  }
+}
+
+// ---- packing (runs once per weight at load) --------------------------------------
+
+namespace {
+
+// Packs one row group: src[r] is row r's data (null for padding rows).
+using PackGroupFn = void (*)(const uint8_t* const src[16], uint8_t* dst, int64_t cols);
+
+void pack_floats32(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  auto* out = reinterpret_cast<float*>(dst);
+  for (int r = 0; r < 16; ++r) {
+    const auto* row = reinterpret_cast<const float*>(src[r]);
+    for (int64_t k = 0; k < cols; ++k) out[k * 16 + r] = row ? row[k] : 0.0f;
+  }
+}
+
+void pack_halves(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  auto* out = reinterpret_cast<uint16_t*>(dst);
+  for (int r = 0; r < 16; ++r) {
+    const auto* row = reinterpret_cast<const uint16_t*>(src[r]);
+    for (int64_t k = 0; k < cols; ++k) out[k * 16 + r] = row ? row[k] : 0;
+  }
+}
+
+void put_scale(uint8_t* chunk, int r, uint16_t d) {
+  std::memcpy(chunk + 2 * r, &d, 2);
+}
+
+void pack_q8_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    uint8_t* chunk = dst + b * kQ8_0Chunk;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = src[r] ? reinterpret_cast<const BlockQ8_0*>(src[r]) + b : nullptr;
+      put_scale(chunk, r, blk ? blk->d : 0);
+      for (int e = 0; e < 32; ++e) {
+        const int q = blk ? blk->qs[e] : 0;
+        chunk[32 + (e / 4) * 64 + r * 4 + e % 4] = static_cast<uint8_t>(q + 128);
+      }
+    }
+  }
+}
+
+void pack_q4_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    uint8_t* chunk = dst + b * kQ4_0Chunk;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = src[r] ? reinterpret_cast<const BlockQ4_0*>(src[r]) + b : nullptr;
+      put_scale(chunk, r, blk ? blk->d : 0);
+      for (int l = 0; l < 16; ++l)
+        chunk[32 + (l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[l] : 0x88;
+    }
+  }
+}
+
+void pack_q5_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    uint8_t* chunk = dst + b * kQ5_0Chunk;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = src[r] ? reinterpret_cast<const BlockQ5_0*>(src[r]) + b : nullptr;
+      put_scale(chunk, r, blk ? blk->d : 0);
+      uint32_t qh = 0;
+      if (blk) std::memcpy(&qh, blk->qh, 4);
+      for (int l = 0; l < 16; ++l) chunk[32 + (l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[l] : 0;
+      for (int i = 0; i < 4; ++i) {
+        uint8_t plane = 0;
+        for (int j = 0; j < 8; ++j) plane |= static_cast<uint8_t>(((qh >> (4 * j + i)) & 1u) << j);
+        chunk[kQ5_0Planes + r * 4 + i] = plane;
+      }
+    }
+  }
+}
+
+// Q4_K scale/min j of a block (6 bits each, see kquants_scalar.cpp).
+void q4_k_scale_min(const uint8_t* s, int j, int& scale, int& min) {
+  if (j < 4) {
+    scale = s[j] & 63;
+    min = s[j + 4] & 63;
+  } else {
+    scale = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+void pack_q4_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    uint8_t* chunk = dst + b * kQ4_KChunk;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = src[r] ? reinterpret_cast<const BlockQ4_K*>(src[r]) + b : nullptr;
+      put_scale(chunk + kQ4_KD, r, blk ? blk->d : 0);
+      put_scale(chunk + kQ4_KDmin, r, blk ? blk->dmin : 0);
+      for (int j = 0; j < 8; ++j) {
+        int sc = 0, m = 0;
+        if (blk) q4_k_scale_min(blk->scales, j, sc, m);
+        chunk[kQ4_KScales + j * 16 + r] = static_cast<uint8_t>(sc);
+        const auto m16 = static_cast<int16_t>(m);
+        std::memcpy(chunk + kQ4_KMins + ((j / 2) * 16 + r) * 4 + 2 * (j % 2), &m16, 2);
+      }
+      for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 32; ++l)
+          chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[32 * c + l] : 0;
+    }
+  }
+}
+
+// Q6_K quant (0..63, i.e. the signed value + 32) of element i of a block.
+int q6_k_value(const BlockQ6_K& b, int i) {
+  const int low = (b.ql[64 * (i / 128) + i % 64] >> (4 * ((i % 128) / 64))) & 15;
+  const int high = (b.qh[32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3;
+  return low | (high << 4);
+}
+
+void pack_q6_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    uint8_t* chunk = dst + b * kQ6_KChunk;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = src[r] ? reinterpret_cast<const BlockQ6_K*>(src[r]) + b : nullptr;
+      put_scale(chunk, r, blk ? blk->d : 0);
+      for (int s = 0; s < 16; ++s)
+        chunk[kQ6_KScales + s * 16 + r] = static_cast<uint8_t>(blk ? blk->scales[s] : 0);
+      auto q = [&](int sub, int pos) { return blk ? q6_k_value(*blk, 16 * sub + pos) : 32; };
+      for (int p = 0; p < 8; ++p) {
+        uint8_t* base = chunk + kQ6_KQuants + p * kQ6_KPairBytes;
+        for (int bi = 0; bi < 4; ++bi) {
+          for (int i = 0; i < 4; ++i) {
+            base[i * 64 + r * 4 + bi] = static_cast<uint8_t>(
+                (q(2 * p, 4 * i + bi) & 15) | ((q(2 * p + 1, 4 * i + bi) & 15) << 4));
+          }
+          for (int h = 0; h < 2; ++h) {
+            const int v = (q(2 * p, 8 * h + bi) >> 4) | ((q(2 * p, 8 * h + 4 + bi) >> 4) << 2) |
+                          ((q(2 * p + 1, 8 * h + bi) >> 4) << 4) |
+                          ((q(2 * p + 1, 8 * h + 4 + bi) >> 4) << 6);
+            base[256 + h * 64 + r * 4 + bi] = static_cast<uint8_t>(v);
+          }
+        }
+      }
+    }
+  }
+}
+
+PackGroupFn packer(DType type) {
+  switch (type) {
+    case DType::F32:
+      return pack_floats32;
+    case DType::F16:
+    case DType::BF16:
+      return pack_halves;
+    case DType::Q8_0:
+      return pack_q8_0;
+    case DType::Q4_0:
+      return pack_q4_0;
+    case DType::Q5_0:
+      return pack_q5_0;
+    case DType::Q4_K:
+      return pack_q4_k;
+    case DType::Q6_K:
+      return pack_q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+// ---- unpacking one row (the inverse of the packers) ------------------------------
+
+uint16_t get_scale(const uint8_t* chunk, int r) {
+  uint16_t d;
+  std::memcpy(&d, chunk + 2 * r, 2);
+  return d;
+}
+
+void unpack_q8_0(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<BlockQ8_0*>(out);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const uint8_t* chunk = g + b * kQ8_0Chunk;
+    blk[b].d = get_scale(chunk, r);
+    for (int e = 0; e < 32; ++e)
+      blk[b].qs[e] = static_cast<int8_t>(chunk[32 + (e / 4) * 64 + r * 4 + e % 4] - 128);
+  }
+}
+
+void unpack_q4_0(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<BlockQ4_0*>(out);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const uint8_t* chunk = g + b * kQ4_0Chunk;
+    blk[b].d = get_scale(chunk, r);
+    for (int l = 0; l < 16; ++l) blk[b].qs[l] = chunk[32 + (l / 4) * 64 + r * 4 + l % 4];
+  }
+}
+
+void unpack_q5_0(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<BlockQ5_0*>(out);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const uint8_t* chunk = g + b * kQ5_0Chunk;
+    blk[b].d = get_scale(chunk, r);
+    for (int l = 0; l < 16; ++l) blk[b].qs[l] = chunk[32 + (l / 4) * 64 + r * 4 + l % 4];
+    uint32_t qh = 0;
+    for (int i = 0; i < 4; ++i) {
+      const uint8_t plane = chunk[kQ5_0Planes + r * 4 + i];
+      for (int j = 0; j < 8; ++j) qh |= static_cast<uint32_t>((plane >> j) & 1) << (4 * j + i);
+    }
+    std::memcpy(blk[b].qh, &qh, 4);
+  }
+}
+
+void unpack_q4_k(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<BlockQ4_K*>(out);
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const uint8_t* chunk = g + b * kQ4_KChunk;
+    blk[b].d = get_scale(chunk + kQ4_KD, r);
+    blk[b].dmin = get_scale(chunk + kQ4_KDmin, r);
+    int sc[8], m[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = chunk[kQ4_KScales + j * 16 + r];
+      int16_t m16;
+      std::memcpy(&m16, chunk + kQ4_KMins + ((j / 2) * 16 + r) * 4 + 2 * (j % 2), 2);
+      m[j] = m16;
+    }
+    for (int j = 0; j < 4; ++j) {
+      blk[b].scales[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+      blk[b].scales[j + 4] = static_cast<uint8_t>((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+      blk[b].scales[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
+    }
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l)
+        blk[b].qs[32 * c + l] = chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4];
+  }
+}
+
+void unpack_q6_k(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<BlockQ6_K*>(out);
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const uint8_t* chunk = g + b * kQ6_KChunk;
+    BlockQ6_K& o = blk[b];
+    std::memset(&o, 0, sizeof(o));
+    o.d = get_scale(chunk, r);
+    for (int s = 0; s < 16; ++s) o.scales[s] = static_cast<int8_t>(chunk[kQ6_KScales + s * 16 + r]);
+    for (int i = 0; i < 256; ++i) {
+      const int sub = i / 16, pos = i % 16, p = sub / 2, hi = sub % 2;
+      const int quad = pos / 4, bi = pos % 4;
+      const uint8_t* base = chunk + kQ6_KQuants + p * kQ6_KPairBytes;
+      const uint8_t nib = base[quad * 64 + r * 4 + bi];
+      const uint8_t plane = base[256 + (quad / 2) * 64 + r * 4 + bi];
+      const int low = hi ? (nib >> 4) : (nib & 15);
+      const int high = (plane >> (2 * (quad % 2) + 4 * hi)) & 3;
+      o.ql[64 * (i / 128) + i % 64] |= static_cast<uint8_t>(low << (4 * ((i % 128) / 64)));
+      o.qh[32 * (i / 128) + i % 32] |= static_cast<uint8_t>(high << (2 * ((i % 128) / 32)));
+    }
+  }
+}
+
+}  // namespace
+
+void PackedMatrix::unpack_row(int64_t r, void* out) const {
+  MUSE_CHECK(r >= 0 && r < rows_, "unpack_row: row ", r, " out of range");
+  const uint8_t* g = group(r / kGemmGroupRows);
+  const int lane = static_cast<int>(r % kGemmGroupRows);
+  auto* o = static_cast<uint8_t*>(out);
+  switch (type_) {
+    case DType::F32:
+      for (int64_t k = 0; k < cols_; ++k) std::memcpy(o + 4 * k, g + (k * 16 + lane) * 4, 4);
+      return;
+    case DType::F16:
+    case DType::BF16:
+      for (int64_t k = 0; k < cols_; ++k) std::memcpy(o + 2 * k, g + (k * 16 + lane) * 2, 2);
+      return;
+    case DType::Q8_0:
+      return unpack_q8_0(g, lane, o, cols_);
+    case DType::Q4_0:
+      return unpack_q4_0(g, lane, o, cols_);
+    case DType::Q5_0:
+      return unpack_q5_0(g, lane, o, cols_);
+    case DType::Q4_K:
+      return unpack_q4_k(g, lane, o, cols_);
+    case DType::Q6_K:
+      return unpack_q6_k(g, lane, o, cols_);
+    default:
+      throw Error(str_cat("unpack_row: type ", dtype_name(type_), " has no packed layout"));
+  }
+}
+
+void PackedMatrix::Free::operator()(uint8_t* p) const {
+  std::free(p);
+}
+
+LargeBuffer::LargeBuffer(size_t bytes, bool zero) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  size_ = bytes;
+  const size_t total = std::max<size_t>(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
+  data_.reset(static_cast<uint8_t*>(std::aligned_alloc(kHuge, total)));
+  MUSE_CHECK(data_ != nullptr, "out of memory (", total, " bytes)");
+#ifdef MADV_HUGEPAGE
+  madvise(data_.get(), total, MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
+  if (zero) std::memset(data_.get(), 0, bytes);
+}
+
+void LargeBuffer::Free::operator()(uint8_t* p) const {
+  std::free(p);
+}
+
+size_t packed_bytes(const TensorView& w) {
+  if (!has_packed_layout(w.type) || w.rows() <= 0) return 0;
+  const size_t gbytes = packed_group_bytes(w.type, w.cols());
+  const size_t groups = static_cast<size_t>((w.rows() + kGemmGroupRows - 1) / kGemmGroupRows);
+  return (groups * gbytes + 63) / 64 * 64;
+}
+
+PackedMatrix PackedMatrix::pack(const TensorView& w, ThreadPool* pool,
+                                const PackedRowsFn& on_packed, uint8_t* storage) {
+  const PackGroupFn fn = packer(w.type);
+  MUSE_CHECK(fn != nullptr, "pack: type ", dtype_name(w.type), " has no packed GEMM layout");
+  const int64_t rows = w.rows(), cols = w.cols();
+  MUSE_CHECK(rows > 0 && cols > 0, "pack: bad weight shape ", shape_string(w));
+  const size_t gbytes = packed_group_bytes(w.type, cols);
+  MUSE_CHECK(gbytes > 0, "pack: row length ", cols, " does not fit the ", dtype_name(w.type),
+             " block size");
+  MUSE_CHECK(w.data != nullptr, "pack: weight tensor has no data");
+  MUSE_CHECK(w.nbytes == 0 || w.nbytes >= static_cast<size_t>(rows) * w.row_stride(),
+             "pack: weight tensor ", shape_string(w), " is truncated");
+  PackedMatrix m;
+  m.type_ = w.type;
+  m.rows_ = rows;
+  m.cols_ = cols;
+  m.group_bytes_ = gbytes;
+  const int64_t groups = m.groups();
+  if (storage != nullptr) {
+    m.data_ = storage;
+  } else {
+    const size_t total = packed_bytes(w);
+    m.owned_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, total)));
+    MUSE_CHECK(m.owned_ != nullptr, "pack: out of memory (", total, " bytes)");
+    m.data_ = m.owned_.get();
+  }
+  auto pack_range = [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint8_t* src[16];
+      for (int r = 0; r < 16; ++r) {
+        const int64_t row = g * 16 + r;
+        src[r] = row < rows ? static_cast<const uint8_t*>(w.row(row)) : nullptr;
+      }
+      fn(src, m.data_ + static_cast<size_t>(g) * gbytes, cols);
+    }
+  };
+  // In slices of about 16 MiB of source, so on_packed can release each slice.
+  const int64_t slice = std::max<int64_t>(1, (16 << 20) / static_cast<int64_t>(gbytes));
+  for (int64_t s0 = 0; s0 < groups; s0 += slice) {
+    const int64_t s1 = std::min(groups, s0 + slice);
+    if (pool != nullptr && pool->size() > 1 && s1 - s0 > 1) {
+      pool->parallel_for(s1 - s0,
+                         [&](int, int64_t g0, int64_t g1) { pack_range(s0 + g0, s0 + g1); });
+    } else {
+      pack_range(s0, s1);
+    }
+    if (on_packed) on_packed(s0 * kGemmGroupRows, std::min(rows, s1 * kGemmGroupRows));
+  }
+  return m;
+}
+
+}  // namespace muse::kernels

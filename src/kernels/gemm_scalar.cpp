@@ -1,0 +1,185 @@
+// Scalar reference kernels of the packed GEMM (layouts in gemm.h): the ground
+// truth every SIMD kernel is tested against, and the MUSE_ISA=scalar path.
+#include <cstring>
+
+#include "core/fp16.h"
+#include "kernels/gemm_layout.h"
+#include "kernels/kernel_table.h"
+
+namespace muse::kernels {
+
+using namespace gemm_layout;
+
+namespace {
+
+float load_f16(const uint8_t* p, int r) {
+  uint16_t h;
+  std::memcpy(&h, p + 2 * r, 2);
+  return f16_to_f32(h);
+}
+
+template <typename Elem>
+void gemm_float_scalar(const GemmArgs& a) {
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const uint8_t* w = a.w + g * a.group_bytes;
+    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const float* x = a.acts.x + t * a.acts.k;
+      for (int r = 0; r < lanes; ++r) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < a.acts.k; ++k) acc += Elem::get(w, k * 16 + r) * x[k];
+        a.y[t * a.ldy + g * 16 + r] = acc;
+      }
+    }
+  }
+}
+
+struct ElemF32 {
+  static float get(const uint8_t* w, int64_t i) {
+    float v;
+    std::memcpy(&v, w + 4 * i, 4);
+    return v;
+  }
+};
+struct ElemF16 {
+  static float get(const uint8_t* w, int64_t i) { return load_f16(w, static_cast<int>(i)); }
+};
+struct ElemBF16 {
+  static float get(const uint8_t* w, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, w + 2 * i, 2);
+    return bf16_to_f32(h);
+  }
+};
+
+// The legacy 32-blocks: value(chunk, r, e) gives the unsigned quant of element e
+// of row r, kOffset what it is stored above the signed value.
+template <typename Format>
+void gemm_q32_scalar(const GemmArgs& a) {
+  const int64_t nb = a.acts.k / 32;
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const uint8_t* w = a.w + g * a.group_bytes;
+    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const int8_t* qs = a.acts.qs + t * a.acts.k;
+      for (int r = 0; r < lanes; ++r) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* chunk = w + b * Format::kChunk;
+          int32_t isum = Format::kOffset * a.acts.nsum32[t * nb + b];
+          for (int e = 0; e < 32; ++e) isum += Format::value(chunk, r, e) * qs[32 * b + e];
+          acc += static_cast<float>(isum) * (load_f16(chunk, r) * a.acts.d[t * nb + b]);
+        }
+        a.y[t * a.ldy + g * 16 + r] = acc;
+      }
+    }
+  }
+}
+
+struct FormatQ8_0 {
+  static constexpr size_t kChunk = kQ8_0Chunk;
+  static constexpr int kOffset = 128;
+  static int value(const uint8_t* c, int r, int e) { return c[32 + (e / 4) * 64 + r * 4 + e % 4]; }
+};
+struct FormatQ4_0 {
+  static constexpr size_t kChunk = kQ4_0Chunk;
+  static constexpr int kOffset = 8;
+  static int value(const uint8_t* c, int r, int e) {
+    const int l = e % 16;
+    const uint8_t byte = c[32 + (l / 4) * 64 + r * 4 + l % 4];
+    return e < 16 ? (byte & 15) : (byte >> 4);
+  }
+};
+struct FormatQ5_0 {
+  static constexpr size_t kChunk = kQ5_0Chunk;
+  static constexpr int kOffset = 16;
+  static int value(const uint8_t* c, int r, int e) {
+    const uint8_t plane = c[kQ5_0Planes + r * 4 + e % 4];
+    return FormatQ4_0::value(c, r, e) | (((plane >> (e / 4)) & 1) << 4);
+  }
+};
+
+void gemm_q4_k_scalar(const GemmArgs& a) {
+  const int64_t nsb = a.acts.k / 256;
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const uint8_t* w = a.w + g * a.group_bytes;
+    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const int8_t* qs = a.acts.qs + t * a.acts.k;
+      for (int r = 0; r < lanes; ++r) {
+        float acc = 0.0f;
+        for (int64_t sb = 0; sb < nsb; ++sb) {
+          const uint8_t* chunk = w + sb * kQ4_KChunk;
+          int32_t sumi = 0, summ = 0;
+          for (int s = 0; s < 8; ++s) {
+            int32_t isum = 0;
+            for (int e = 0; e < 32; ++e) {
+              const int c = s / 2, l = e;
+              const uint8_t byte = chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4];
+              const int q = s % 2 == 0 ? (byte & 15) : (byte >> 4);
+              isum += q * qs[256 * sb + 32 * s + e];
+            }
+            int16_t m;
+            std::memcpy(&m, chunk + kQ4_KMins + ((s / 2) * 16 + r) * 4 + 2 * (s % 2), 2);
+            sumi += chunk[kQ4_KScales + s * 16 + r] * isum;
+            summ += m * a.acts.sum32[t * (nsb * 8) + sb * 8 + s];
+          }
+          const float da = a.acts.d[t * (nsb * 8) + sb * 8];
+          acc += da * (load_f16(chunk + kQ4_KD, r) * static_cast<float>(sumi) -
+                       load_f16(chunk + kQ4_KDmin, r) * static_cast<float>(summ));
+        }
+        a.y[t * a.ldy + g * 16 + r] = acc;
+      }
+    }
+  }
+}
+
+void gemm_q6_k_scalar(const GemmArgs& a) {
+  const int64_t nsb = a.acts.k / 256;
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const uint8_t* w = a.w + g * a.group_bytes;
+    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const int8_t* qs = a.acts.qs + t * a.acts.k;
+      for (int r = 0; r < lanes; ++r) {
+        float acc = 0.0f;
+        for (int64_t sb = 0; sb < nsb; ++sb) {
+          const uint8_t* chunk = w + sb * kQ6_KChunk;
+          int32_t sumi = 0;
+          for (int s = 0; s < 16; ++s) {
+            const int p = s / 2;
+            const uint8_t* base = chunk + kQ6_KQuants + p * kQ6_KPairBytes;
+            int32_t isum = 32 * a.acts.nsum16[t * (nsb * 16) + sb * 16 + s];
+            for (int e = 0; e < 16; ++e) {
+              const int i = e / 4, bi = e % 4;
+              const uint8_t nib = base[i * 64 + r * 4 + bi];
+              const uint8_t plane = base[256 + (i / 2) * 64 + r * 4 + bi];
+              const int low = s % 2 == 0 ? (nib & 15) : (nib >> 4);
+              const int high = (plane >> (2 * (i % 2) + 4 * (s % 2))) & 3;
+              isum += (low | (high << 4)) * qs[256 * sb + 16 * s + e];
+            }
+            sumi += static_cast<int8_t>(chunk[kQ6_KScales + s * 16 + r]) * isum;
+          }
+          const float da = a.acts.d[t * (nsb * 8) + sb * 8];
+          acc += static_cast<float>(sumi) * (load_f16(chunk, r) * da);
+        }
+        a.y[t * a.ldy + g * 16 + r] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void register_gemm_scalar(KernelTable& t) {
+  t.gemm[static_cast<uint32_t>(DType::F32)] = gemm_float_scalar<ElemF32>;
+  t.gemm[static_cast<uint32_t>(DType::F16)] = gemm_float_scalar<ElemF16>;
+  t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm_float_scalar<ElemBF16>;
+  t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm_q32_scalar<FormatQ8_0>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm_q32_scalar<FormatQ4_0>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm_q32_scalar<FormatQ5_0>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm_q4_k_scalar;
+  t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm_q6_k_scalar;
+}
+
+}  // namespace muse::kernels
