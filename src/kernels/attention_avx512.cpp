@@ -90,7 +90,7 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
       const int32_t first = p0 + 16 * sub;
       if (first >= max_lo && first + 15 <= min_hi) {  // every row sees all 16
         MUSE_UNROLL for (int r = 0; r < R; ++r)
-          _mm512_store_ps(&s[r][16 * sub], _mm512_add_ps(a0[r], a1[r]));
+            _mm512_store_ps(&s[r][16 * sub], _mm512_add_ps(a0[r], a1[r]));
         continue;
       }
       const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(first), lane);
