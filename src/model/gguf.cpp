@@ -208,72 +208,18 @@ class ByteWriter {
 // ---------------------------------------------------------------------------
 // GgufValue
 
-GgufValue GgufValue::u8(uint8_t v) {
-  GgufValue r;
-  r.type_ = GgufType::UINT8;
-  r.bits_ = v;
-  return r;
-}
-GgufValue GgufValue::i8(int8_t v) {
-  GgufValue r;
-  r.type_ = GgufType::INT8;
-  r.bits_ = static_cast<uint64_t>(static_cast<int64_t>(v));
-  return r;
-}
-GgufValue GgufValue::u16(uint16_t v) {
-  GgufValue r;
-  r.type_ = GgufType::UINT16;
-  r.bits_ = v;
-  return r;
-}
-GgufValue GgufValue::i16(int16_t v) {
-  GgufValue r;
-  r.type_ = GgufType::INT16;
-  r.bits_ = static_cast<uint64_t>(static_cast<int64_t>(v));
-  return r;
-}
-GgufValue GgufValue::u32(uint32_t v) {
-  GgufValue r;
-  r.type_ = GgufType::UINT32;
-  r.bits_ = v;
-  return r;
-}
-GgufValue GgufValue::i32(int32_t v) {
-  GgufValue r;
-  r.type_ = GgufType::INT32;
-  r.bits_ = static_cast<uint64_t>(static_cast<int64_t>(v));
-  return r;
-}
-GgufValue GgufValue::u64(uint64_t v) {
-  GgufValue r;
-  r.type_ = GgufType::UINT64;
-  r.bits_ = v;
-  return r;
-}
-GgufValue GgufValue::i64(int64_t v) {
-  GgufValue r;
-  r.type_ = GgufType::INT64;
-  r.bits_ = static_cast<uint64_t>(v);
-  return r;
-}
-GgufValue GgufValue::f32(float v) {
-  GgufValue r;
-  r.type_ = GgufType::FLOAT32;
-  r.real_ = v;
-  return r;
-}
-GgufValue GgufValue::f64(double v) {
-  GgufValue r;
-  r.type_ = GgufType::FLOAT64;
-  r.real_ = v;
-  return r;
-}
-GgufValue GgufValue::boolean(bool v) {
-  GgufValue r;
-  r.type_ = GgufType::BOOL;
-  r.bits_ = v ? 1 : 0;
-  return r;
-}
+// Signed integers are stored sign-extended, so as_i64 reads them back directly.
+GgufValue GgufValue::u8(uint8_t v) { return {GgufType::UINT8, v, 0}; }
+GgufValue GgufValue::i8(int8_t v) { return {GgufType::INT8, static_cast<uint64_t>(int64_t{v}), 0}; }
+GgufValue GgufValue::u16(uint16_t v) { return {GgufType::UINT16, v, 0}; }
+GgufValue GgufValue::i16(int16_t v) { return {GgufType::INT16, static_cast<uint64_t>(int64_t{v}), 0}; }
+GgufValue GgufValue::u32(uint32_t v) { return {GgufType::UINT32, v, 0}; }
+GgufValue GgufValue::i32(int32_t v) { return {GgufType::INT32, static_cast<uint64_t>(int64_t{v}), 0}; }
+GgufValue GgufValue::u64(uint64_t v) { return {GgufType::UINT64, v, 0}; }
+GgufValue GgufValue::i64(int64_t v) { return {GgufType::INT64, static_cast<uint64_t>(v), 0}; }
+GgufValue GgufValue::f32(float v) { return {GgufType::FLOAT32, 0, v}; }
+GgufValue GgufValue::f64(double v) { return {GgufType::FLOAT64, 0, v}; }
+GgufValue GgufValue::boolean(bool v) { return {GgufType::BOOL, v ? 1u : 0u, 0}; }
 GgufValue GgufValue::string(std::string v) {
   GgufValue r;
   r.type_ = GgufType::STRING;

@@ -76,6 +76,8 @@ class GgufValue {
   const std::vector<GgufValue>& as_array() const;  // arrays of arrays only
 
  private:
+  // A scalar of `type` (integers/bool in `bits`, sign-extended; floats in `real`).
+  GgufValue(GgufType type, uint64_t bits, double real) : type_(type), bits_(bits), real_(real) {}
   friend struct GgufValueCodec;  // the reader/writer in gguf.cpp fill and read the payload
   GgufType type_ = GgufType::UINT32;
   GgufType array_type_ = GgufType::UINT32;

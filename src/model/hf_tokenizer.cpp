@@ -11,8 +11,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // llama.cpp token types.
-constexpr int32_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5,
-                  kByte = 6;
+constexpr int32_t kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5;
 
 void collect_patterns(const nlohmann::json& pre, std::string& out) {
   if (!pre.is_object()) return;
@@ -90,8 +89,6 @@ void add_hf_tokenizer_metadata(const std::string& dir, const ModelConfig& c, Ggu
   }
   for (size_t i = 0; i < tokens.size(); ++i)
     if (types[i] == kUnused) tokens[i] = "[PAD" + std::to_string(i) + "]";
-  (void)kUnknown;
-  (void)kByte;
 
   std::vector<std::string> merges;
   if (auto m = model.find("merges"); m != model.end() && m->is_array()) {

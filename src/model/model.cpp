@@ -121,7 +121,6 @@ void Model::load_hf(const std::string& dir) {
     const int64_t n_layers = spec.layer_member ? config_.n_layer : 1;
     for (int64_t l = 0; l < n_layers; ++l) {
       const std::string hf_name = layer_name(spec.hf_name, l);
-      const std::string gguf_name = layer_name(spec.gguf_name, l);
       const bool required = !spec.required || spec.required(config_);
       const SafetensorsTensor* t = safetensors_->find(hf_name);
       if (!required) continue;  // e.g. lm_head of a tied model: not used even if present
@@ -163,7 +162,6 @@ void Model::load_hf(const std::string& dir) {
         owned_.push_back(std::move(buf));
       }
       bind(spec, l, v);
-      (void)gguf_name;
     }
   }
   if (!config_.rope_freq_factors.empty()) {
