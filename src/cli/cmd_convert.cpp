@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "core/read_file.h"
 #include "model/convert.h"
 #include "model/random_model.h"
 
@@ -36,15 +37,18 @@ Runner add_quantize(CLI::App& app) {
 }
 
 Runner add_debug_make_model(CLI::App& app) {
-  struct Opts { RandomModelSpec spec; std::string type = "f32", out; };
+  struct Opts { RandomModelSpec spec; std::string type = "f32", out, template_file; };
   auto o = std::make_shared<Opts>();
   app.add_option("--arch", o->spec.arch, "llama|qwen2|qwen3|gemma3|muse-glimmer");
   app.add_option("--size", o->spec.size, "tiny|qwen2.5-0.5b");
   app.add_option("--type", o->type, "Weight type (as for convert)");
   app.add_option("--seed", o->spec.seed, "Random seed");
   app.add_option("--vocab", o->spec.vocab_gguf, "GGUF file whose tokenizer to include");
+  app.add_option("--chat-template", o->template_file, "Jinja chat template file to include")
+      ->check(CLI::ExistingFile);
   app.add_option("-o,--output", o->out, "Output GGUF file")->required();
   return [o] {
+    if (!o->template_file.empty()) o->spec.chat_template = read_file(o->template_file);
     write_random_model(o->spec, parse_quant_target(o->type), o->out);
     std::fprintf(stderr, "wrote %s\n", o->out.c_str());
     return 0;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/read_file.h"
 #include "model/gguf.h"
 #include "muse/error.h"
 #include "text/chat_template.h"
@@ -20,14 +21,6 @@ namespace muse::cli {
 namespace {
 
 using nlohmann::ordered_json;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MUSE_CHECK(in, "cannot open ", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/read_file.h"
 #include "muse/error.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_vocab_test.h"
@@ -43,11 +44,7 @@ Runner add_tokenize(CLI::App& app) {
     }
     std::vector<std::string> inputs;
     if (inp->count() > 0) {
-      std::ifstream in(o->inp, std::ios::binary);
-      MUSE_CHECK(in.good(), o->inp, ": cannot open");
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      inputs = text::parse_vocab_test_inputs(ss.str());
+      inputs = text::parse_vocab_test_inputs(read_file(o->inp));
     } else {
       inputs.push_back(o->text);
     }

@@ -10,6 +10,7 @@ namespace muse::cli {
 using Runner = std::function<int()>;
 
 Runner add_run(CLI::App& app);
+Runner add_serve(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_convert(CLI::App& app);
 Runner add_quantize(CLI::App& app);

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     CLI::App* sub = parent.add_subcommand(name, help);
     runners.emplace_back(sub, make(*sub));
   };
+  add("serve", "Serve models over an OpenAI-compatible HTTP API", muse::cli::add_serve, app);
   add("run", "Generate text from a prompt", muse::cli::add_run, app);
   add("bench", "Measure prefill and decode speed", muse::cli::add_bench, app);
   add("convert", "Convert a Hugging Face model directory to GGUF", muse::cli::add_convert, app);

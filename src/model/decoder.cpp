@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/attention.h"
 #include "kernels/kernel_table.h"
@@ -162,6 +163,31 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
 void Decoder::clear(int32_t seq) {
   MUSE_CHECK(seq >= 0 && seq < opt_.n_seq, "sequence ", seq, " does not exist");
   seq_len_[static_cast<size_t>(seq)] = 0;
+}
+
+void Decoder::truncate(int32_t seq, int64_t length) {
+  const int64_t have = seq_length(seq);
+  MUSE_CHECK(length >= 0 && length <= have, "cannot truncate sequence ", seq, " to ", length,
+             " positions (", have, " cached)");
+  seq_len_[static_cast<size_t>(seq)] = length;
+}
+
+void Decoder::copy_prefix(int32_t src, int32_t dst, int64_t length) {
+  const int64_t have = seq_length(src);
+  seq_length(dst);  // validates dst
+  MUSE_CHECK(src != dst, "cannot copy sequence ", src, " onto itself");
+  MUSE_CHECK(length >= 0 && length <= have, "cannot copy ", length, " positions of sequence ", src,
+             " (", have, " cached)");
+  const auto& c = config();
+  // Keys are stored in 16-position blocks, so whole blocks are copied; positions past
+  // `length` in the last block are overwritten when dst appends.
+  const int64_t positions = (length + 15) / 16 * 16;
+  const size_t bytes = static_cast<size_t>(positions * c.head_dim) * (kv_f16_ ? 2 : 4);
+  for (int64_t l = 0; l < c.n_layer; ++l)
+    for (int64_t h = 0; h < c.n_head_kv; ++h)
+      for (const k::LargeBuffer* cache : {&k_cache_, &v_cache_})
+        std::memcpy(kv_base(*cache, l, dst, h), kv_base(*cache, l, src, h), bytes);
+  seq_len_[static_cast<size_t>(dst)] = length;
 }
 
 int64_t Decoder::seq_length(int32_t seq) const {

@@ -54,6 +54,12 @@ class Decoder {
   std::span<const float> forward(std::span<const BatchItem> items);
 
   void clear(int32_t seq);                // forget a sequence's cache
+  // Keeps only the first `length` cached positions of a sequence (prefix reuse);
+  // throws muse::Error if length is negative or more than seq_length(seq).
+  void truncate(int32_t seq, int64_t length);
+  // Makes dst's cache the first `length` positions of src's (prefix sharing between
+  // sequences); throws muse::Error if src == dst or length is outside [0, seq_length(src)].
+  void copy_prefix(int32_t src, int32_t dst, int64_t length);
   int64_t seq_length(int32_t seq) const;  // positions cached for a sequence
   const Model& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }

@@ -7,17 +7,14 @@
 
 #include "core/fp16.h"
 #include "kernels/kernel_table.h"
+#include "core/read_file.h"
 #include "muse/error.h"
 
 namespace muse {
 namespace fs = std::filesystem;
 
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  MUSE_CHECK(in.good(), "cannot open ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  auto j = nlohmann::json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
   MUSE_CHECK(!j.is_discarded(), path, ": invalid JSON");
   return j;
 }

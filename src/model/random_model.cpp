@@ -1,5 +1,6 @@
 #include "model/random_model.h"
 
+#include <algorithm>
 #include <random>
 
 #include "model/arch.h"
@@ -56,6 +57,13 @@ ModelConfig random_model_config(const RandomModelSpec& spec) {
   } else {
     throw Error(str_cat("unknown model size '", spec.size, "' (expected tiny or qwen2.5-0.5b)"));
   }
+  if (!spec.vocab_gguf.empty()) {
+    auto f = GgufFile::open(spec.vocab_gguf);
+    const GgufValue* tokens = f->find("tokenizer.ggml.tokens");
+    MUSE_CHECK(tokens, spec.vocab_gguf, ": no tokenizer.ggml.tokens");
+    const auto n = static_cast<int64_t>(tokens->array_size());
+    if (spec.size == "tiny") c.n_vocab = std::max<int64_t>(c.n_vocab, (n + 63) / 64 * 64);
+  }
   c.n_ctx_train = 32768;
   c.rope_dim = c.head_dim;
   c.norm_eps = 1e-6f;
@@ -88,6 +96,8 @@ void write_random_model(const RandomModelSpec& spec, const QuantTarget& target,
   w.set("general.file_type", GgufValue::u32(llama_file_type(target)));
   w.set("general.quantization_version", GgufValue::u32(2));
   if (!spec.vocab_gguf.empty()) copy_vocabulary(spec.vocab_gguf, c.n_vocab, w);
+  if (!spec.chat_template.empty())
+    w.set("tokenizer.chat_template", GgufValue::string(spec.chat_template));
   std::mt19937_64 rng(spec.seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (const auto& ts : arch.tensors) {

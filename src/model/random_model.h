@@ -17,7 +17,10 @@ struct RandomModelSpec {
   // Optional GGUF whose tokenizer.* metadata is copied in, the token list padded
   // with unused "[PADn]" tokens up to the model's vocabulary size (as converters
   // do), so that programs that need a vocabulary (llama.cpp) load the model.
+  // The "tiny" size grows its vocabulary to hold the whole token list.
   std::string vocab_gguf;
+  // Optional chat template (Jinja source) stored as tokenizer.chat_template.
+  std::string chat_template;
 };
 
 // Fills a ModelConfig for the spec (throws muse::Error for an unknown size/arch).

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/read_file.h"
 #include "muse/error.h"
 #include "text/tokenizer_impl.h"
 #include "text/utf8.h"
@@ -30,14 +31,6 @@ json parse_json(std::string_view text, const std::string& what) {
   } catch (const json::exception& e) {
     throw Error(what + ": invalid JSON: " + e.what());
   }
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  MUSE_CHECK(in.good(), path.string(), ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // A regex that matches `literal` exactly (non-alphanumeric ASCII escaped).
@@ -412,12 +405,12 @@ std::unique_ptr<Tokenizer> load_tokenizer_hf_dir(const std::string& dir) {
   const fs::path tok_path = fs::path(dir) / "tokenizer.json";
   std::error_code ec;
   MUSE_CHECK(fs::exists(tok_path, ec), dir, ": no tokenizer.json");
-  const json tok = parse_json(read_file(tok_path), tok_path.string());
+  const json tok = parse_json(read_file(tok_path.string()), tok_path.string());
   json cfg = json::object(), gen;
   if (const fs::path p = fs::path(dir) / "tokenizer_config.json"; fs::exists(p, ec))
-    cfg = parse_json(read_file(p), p.string());
+    cfg = parse_json(read_file(p.string()), p.string());
   if (const fs::path p = fs::path(dir) / "generation_config.json"; fs::exists(p, ec))
-    gen = parse_json(read_file(p), p.string());
+    gen = parse_json(read_file(p.string()), p.string());
   return finish(std::make_unique<TokenizerState>(), tok_path.string(), tok, cfg, gen);
 }
 

@@ -1,0 +1,286 @@
+#include "server/generation.h"
+
+#include <random>
+
+#include "server/api_error.h"
+
+namespace muse::server {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+std::string random_id(const char* prefix) {
+  static constexpr char kAlnum[] =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += kAlnum[rng() % (sizeof(kAlnum) - 1)];
+  return id;
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<int32_t> tokenize_prompt(const ServedModel& model, const std::string& text) {
+  const text::Tokenizer& tok = *model.tokenizer;
+  std::vector<int32_t> ids;
+  try {
+    ids = tok.encode(text, /*add_special=*/false, /*parse_special=*/true);
+  } catch (const Error& e) {
+    throw invalid_request(std::string("cannot tokenize the prompt: ") + e.what());
+  }
+  // Templates usually write BOS themselves; add it only when they did not.
+  if (tok.add_bos() && tok.bos() != text::kNoToken && (ids.empty() || ids.front() != tok.bos()))
+    ids.insert(ids.begin(), tok.bos());
+  return ids;
+}
+
+// Checks the prompt against the context and picks max_tokens.
+int64_t checked_max_tokens(const ServedModel& model, size_t prompt_len,
+                           const GenerationParams& gen) {
+  const int64_t n_ctx = model.engine->options().n_ctx;
+  const auto n = int64_t(prompt_len);
+  if (n == 0) throw invalid_request("the prompt is empty", "messages");
+  if (n >= n_ctx)
+    throw invalid_request("This model's maximum context length is " + std::to_string(n_ctx) +
+                              " tokens. However, your prompt has " + std::to_string(n) +
+                              " tokens.",
+                          "messages", "context_length_exceeded");
+  if (gen.max_tokens && n + *gen.max_tokens > n_ctx)
+    throw invalid_request("This model's maximum context length is " + std::to_string(n_ctx) +
+                              " tokens. However, you requested " +
+                              std::to_string(n + *gen.max_tokens) + " tokens (" +
+                              std::to_string(n) + " in the messages, " +
+                              std::to_string(*gen.max_tokens) +
+                              " in the completion). Please reduce the length of the messages "
+                              "or completion.",
+                          "max_tokens", "context_length_exceeded");
+  return gen.max_tokens ? *gen.max_tokens : n_ctx - n;
+}
+
+void check_prompt_ids(const ServedModel& model, const std::vector<int32_t>& ids) {
+  const auto n_vocab = int64_t(model.tokenizer->vocab_size());
+  for (int32_t id : ids)
+    if (id < 0 || id >= n_vocab)
+      throw invalid_request("token id " + std::to_string(id) + " is outside the vocabulary (" +
+                                std::to_string(n_vocab) + " tokens)",
+                            "prompt");
+}
+
+std::shared_ptr<const text::Grammar> parse_grammar(const std::string& grammar_text,
+                                                   const char* param) {
+  try {
+    return text::Grammar::parse(grammar_text);
+  } catch (const Error& e) {
+    throw invalid_request(std::string("cannot build the output grammar: ") + e.what(), param);
+  }
+}
+
+// The grammar for the request's constraints (nullptr when unconstrained).
+std::shared_ptr<const text::Grammar> chat_grammar(const ServedModel& model,
+                                                  const ChatRequest& req) {
+  try {
+    if (req.tool_choice.kind == ToolChoiceKind::kRequired ||
+        req.tool_choice.kind == ToolChoiceKind::kFunction) {
+      const std::string name =
+          req.tool_choice.kind == ToolChoiceKind::kFunction ? req.tool_choice.function : "";
+      return parse_grammar(text::forced_tool_call_grammar(model.tool_format, req.tools, name,
+                                                          req.parallel_tool_calls),
+                           "tools");
+    }
+    if (req.response_format.kind == ResponseFormatKind::kJsonObject)
+      return parse_grammar(text::json_object_grammar(), "response_format");
+    if (req.response_format.kind == ResponseFormatKind::kJsonSchema)
+      return parse_grammar(text::json_schema_to_grammar(req.response_format.schema),
+                           "response_format");
+  } catch (const ApiError&) {
+    throw;
+  } catch (const Error& e) {
+    throw invalid_request(e.what(), req.response_format.kind != ResponseFormatKind::kText
+                                        ? "response_format"
+                                        : "tools");
+  }
+  return nullptr;
+}
+
+GenerationRequest engine_request(const std::vector<int32_t>& prompt, const GenerationParams& gen,
+                                 int64_t max_tokens, int choice) {
+  GenerationRequest r;
+  r.prompt = prompt;
+  r.sampling = gen.sampling;
+  // Each choice draws its own tokens; with a seed they stay reproducible.
+  if (r.sampling.seed) *r.sampling.seed += uint64_t(choice);
+  r.max_tokens = max_tokens;
+  r.top_logprobs = gen.logprobs ? gen.top_logprobs : -1;
+  r.ignore_eos = gen.ignore_eos;
+  return r;
+}
+
+std::shared_ptr<GenerationStream> submit(ServedModel& model, GenerationRequest r) {
+  try {
+    return model.engine->submit(std::move(r));
+  } catch (const QueueFullError& e) {
+    throw ApiError(503, "server_error", "the server is at capacity; retry later", "",
+                   "server_overloaded");
+  } catch (const ApiError&) {
+    throw;
+  } catch (const Error& e) {
+    throw invalid_request(e.what());
+  }
+}
+
+}  // namespace
+
+StartedRequest::~StartedRequest() {
+  for (auto& c : choices)
+    if (!c->finished()) c->cancel();
+}
+
+int64_t StartedRequest::prompt_tokens() const {
+  int64_t n = 0;
+  for (int64_t p : prompt_tokens_per_prompt) n += p;
+  return n;
+}
+
+int64_t StartedRequest::cached_prompt_tokens() const {
+  // Per prompt: the best reuse among its choices.
+  int64_t n = 0;
+  for (const auto& c : choices) n = std::max(n, c->cached_prompt_tokens());
+  return n;
+}
+
+int64_t StartedRequest::completion_tokens() const {
+  int64_t n = 0;
+  for (const auto& c : choices) n += c->completion_tokens();
+  return n;
+}
+
+std::string render_chat_prompt(const ServedModel& model, const ChatRequest& req) {
+  const bool use_tools = !req.tools.is_null() && req.tool_choice.kind != ToolChoiceKind::kNone;
+  const ordered_json tools = use_tools ? req.tools : ordered_json();
+  text::ChatInputs in;
+  try {
+    in.messages = text::prepare_messages(req.messages, tools, model.tool_format);
+  } catch (const Error& e) {
+    throw invalid_request(e.what(), "messages");
+  }
+  if (model.tool_format != text::ToolCallFormat::kGeneric) in.tools = tools;
+  in.add_generation_prompt = true;
+  const text::Tokenizer& tok = *model.tokenizer;
+  if (tok.bos() != text::kNoToken) in.bos_token = tok.token_text(tok.bos());
+  if (tok.eos() != text::kNoToken) in.eos_token = tok.token_text(tok.eos());
+  try {
+    return model.chat_template->render(in);
+  } catch (const Error& e) {
+    throw invalid_request(std::string("the chat template rejected the messages: ") + e.what(),
+                          "messages");
+  }
+}
+
+std::unique_ptr<StartedRequest> start_chat(ServedModel& model, const std::string& model_name,
+                                           const ChatRequest& req) {
+  auto started = std::make_unique<StartedRequest>();
+  started->model = &model;
+  started->model_name = model_name;
+  started->id = random_id("chatcmpl-");
+  started->created = unix_now();
+  started->start = std::chrono::steady_clock::now();
+  const std::vector<int32_t> prompt = tokenize_prompt(model, render_chat_prompt(model, req));
+  const int64_t max_tokens = checked_max_tokens(model, prompt.size(), req.gen);
+  started->prompt_tokens_per_prompt.push_back(int64_t(prompt.size()));
+  const auto grammar = chat_grammar(model, req);
+  const bool parse_tools = !req.tools.is_null() && req.tool_choice.kind != ToolChoiceKind::kNone;
+  for (int i = 0; i < req.gen.n; ++i) {
+    GenerationRequest r = engine_request(prompt, req.gen, max_tokens, i);
+    if (grammar)
+      r.constraint = std::make_shared<text::GrammarMatcher>(grammar, model.constraint_vocab,
+                                                            model.tokenizer->eog_ids());
+    std::optional<text::ToolCallParser> parser;
+    if (parse_tools) parser.emplace(model.tool_format, req.tools);
+    started->choices.push_back(std::make_unique<ChoiceRun>(
+        i, submit(model, std::move(r)), *model.tokenizer, req.gen.stop, std::move(parser),
+        req.gen.logprobs));
+  }
+  return started;
+}
+
+std::unique_ptr<StartedRequest> start_completion(ServedModel& model, const std::string& model_name,
+                                                 const CompletionRequest& req) {
+  auto started = std::make_unique<StartedRequest>();
+  started->model = &model;
+  started->model_name = model_name;
+  started->id = random_id("cmpl-");
+  started->created = unix_now();
+  started->start = std::chrono::steady_clock::now();
+  int index = 0;
+  for (const CompletionPrompt& p : req.prompts) {
+    std::vector<int32_t> prompt;
+    if (p.is_tokens) {
+      prompt = p.tokens;
+      check_prompt_ids(model, prompt);
+    } else {
+      try {
+        prompt = model.tokenizer->encode(p.text, /*add_special=*/true, /*parse_special=*/true);
+      } catch (const Error& e) {
+        throw invalid_request(std::string("cannot tokenize the prompt: ") + e.what(), "prompt");
+      }
+    }
+    const int64_t max_tokens = checked_max_tokens(model, prompt.size(), req.gen);
+    started->prompt_tokens_per_prompt.push_back(int64_t(prompt.size()));
+    const std::string echo = req.echo ? model.tokenizer->decode(prompt) : "";
+    for (int i = 0; i < req.gen.n; ++i, ++index) {
+      started->choices.push_back(std::make_unique<ChoiceRun>(
+          index, submit(model, engine_request(prompt, req.gen, max_tokens, index)),
+          *model.tokenizer, req.gen.stop, std::nullopt, req.gen.logprobs));
+      started->echo_text.push_back(echo);
+    }
+  }
+  return started;
+}
+
+bool drive(StartedRequest& request,
+           const std::function<bool(ChoiceRun&, ChoiceDelta&)>& on_delta) {
+  using std::chrono::milliseconds;
+  for (;;) {
+    bool any_running = false, progressed = false;
+    for (auto& choice : request.choices) {
+      if (choice->finished()) continue;
+      any_running = true;
+      // With one choice, block on it; with several, look at each without waiting.
+      const milliseconds wait(request.choices.size() == 1 ? 100 : 0);
+      std::optional<ChoiceDelta> delta = choice->poll(wait);
+      if (!delta) continue;
+      progressed = true;
+      if (!delta->empty() && !on_delta(*choice, *delta)) {
+        for (auto& c : request.choices) c->cancel();
+        return false;
+      }
+    }
+    if (!any_running) return true;
+    if (!progressed) {
+      // Nothing new anywhere: let the caller check the client, then wait on the first
+      // running choice briefly instead of spinning.
+      ChoiceDelta nothing;
+      if (!on_delta(*request.choices.front(), nothing)) {
+        for (auto& c : request.choices) c->cancel();
+        return false;
+      }
+      for (auto& choice : request.choices) {
+        if (choice->finished()) continue;
+        if (std::optional<ChoiceDelta> d = choice->poll(milliseconds(20))) {
+          if (!d->empty() && !on_delta(*choice, *d)) {
+            for (auto& c : request.choices) c->cancel();
+            return false;
+          }
+        }
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace muse::server

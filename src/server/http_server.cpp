@@ -1,0 +1,181 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "server/api_error.h"
+#include "server/http_util.h"
+#include "server/generation.h"
+#include "server/openai_response.h"
+
+namespace muse::server {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+constexpr const char* kRequests = "muse_requests_total";
+constexpr const char* kRunning = "muse_requests_running";
+constexpr const char* kQueue = "muse_queue_depth";
+constexpr const char* kCancelled = "muse_requests_cancelled_total";
+constexpr const char* kPromptTokens = "muse_prompt_tokens_total";
+constexpr const char* kCachedTokens = "muse_prompt_tokens_cached_total";
+constexpr const char* kGenTokens = "muse_generation_tokens_total";
+constexpr const char* kTtft = "muse_time_to_first_token_seconds";
+constexpr const char* kItl = "muse_inter_token_latency_seconds";
+constexpr const char* kDuration = "muse_request_duration_seconds";
+constexpr const char* kEngineHealthy = "muse_engine_healthy";
+
+ApiError model_not_found(const std::string& name) {
+  return ApiError(404, "invalid_request_error",
+                  "The model '" + name + "' does not exist or you do not have access to it.",
+                  "model", "model_not_found");
+}
+
+}  // namespace
+
+HttpServer::HttpServer(const ServeConfig& config, ModelRegistry& models, ApiKeys keys)
+    : config_(config), models_(models), keys_(std::move(keys)), http_(new httplib::Server) {
+  limits_.max_messages = config.max_messages;
+  limits_.max_n = config.max_n;
+  limits_.max_tokens = config.max_tokens_limit;
+  limits_.max_json_depth = config.max_json_depth;
+  metrics_.declare_counter(kRequests, "HTTP requests by model, endpoint and status code.");
+  metrics_.declare_gauge(kRunning, "Requests being generated (sequences in the engine).");
+  metrics_.declare_gauge(kQueue, "Requests waiting for a sequence slot.");
+  metrics_.declare_counter(kCancelled, "Requests abandoned by their client before the end.");
+  metrics_.declare_counter(kPromptTokens, "Prompt tokens of finished requests.");
+  metrics_.declare_counter(kCachedTokens, "Prompt tokens reused from the prefix cache.");
+  metrics_.declare_counter(kGenTokens, "Generated tokens.");
+  const std::vector<double> latency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                       1,     2.5,  5,     10,   30,  60};
+  metrics_.declare_histogram(kTtft, "Time from request arrival to its first token.", latency);
+  metrics_.declare_histogram(kItl, "Time between successive tokens of a request.", latency);
+  metrics_.declare_histogram(kDuration, "Time from request arrival to its last token.", latency);
+  metrics_.declare_gauge(kEngineHealthy, "1 when the model's engine loop is alive.");
+  install_routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::bind() {
+  if (config_.port == 0) {
+    port_ = http_->bind_to_any_port(config_.host);
+    MUSE_CHECK(port_ > 0, "cannot bind to ", config_.host, " (any port)");
+  } else {
+    MUSE_CHECK(http_->bind_to_port(config_.host, config_.port), "cannot bind to ", config_.host,
+               ":", config_.port, " (address in use or not available)");
+    port_ = config_.port;
+  }
+  return port_;
+}
+
+void HttpServer::serve() { http_->listen_after_bind(); }
+void HttpServer::stop() { http_->stop(); }
+
+void HttpServer::refresh_gauges() {
+  for (const auto& m : models_.models()) {
+    const EngineStats s = m->engine->stats();
+    const Labels l = {{"model", m->id}};
+    metrics_.set(kRunning, double(s.running), l);
+    metrics_.set(kQueue, double(s.waiting), l);
+    metrics_.set(kEngineHealthy, m->engine->healthy() ? 1 : 0, l);
+  }
+}
+
+void HttpServer::install_routes() {
+  httplib::Server& http = *http_;
+  // Every streaming request holds a worker thread; size the pool for the engines' slots
+  // and queues plus headroom for the cheap routes.
+  int64_t capacity = 32;
+  for (const auto& m : models_.models())
+    capacity += m->engine->options().n_parallel + m->engine->options().max_queue;
+  const size_t threads = size_t(std::max<int64_t>(capacity, 64));
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(config_.max_body_bytes);
+  http.set_read_timeout(30);
+  http.set_write_timeout(30);
+
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!keys_.enabled() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    // get_header_value returns a copy: keep it alive while the token views into it.
+    const std::string header = req.get_header_value("Authorization");
+    const std::string_view key = ApiKeys::bearer_token(header);
+    if (!key.empty() && keys_.verify(key)) return httplib::Server::HandlerResponse::Unhandled;
+    respond_error(res, ApiError(401, "invalid_request_error",
+                                key.empty() ? "You didn't provide an API key. Send it as "
+                                              "'Authorization: Bearer YOUR_KEY'."
+                                            : "Incorrect API key provided.",
+                                "", "invalid_api_key"));
+    metrics_.add(kRequests, 1, {{"model", ""}, {"endpoint", req.path}, {"status", "401"}});
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  // Requests the router did not handle (unknown path, body over the limit, bad HTTP).
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404)
+      respond_error(res, ApiError(404, "invalid_request_error",
+                                  "Unknown route " + req.method + " " + req.path, "",
+                                  "unknown_url"));
+    else if (res.status == 413)
+      respond_error(res, ApiError(413, "invalid_request_error",
+                                  "request body is larger than the server's limit", "",
+                                  "request_too_large"));
+    else
+      respond_error(res, ApiError(res.status, "invalid_request_error",
+                                  "request failed with HTTP status " + std::to_string(res.status)));
+  });
+
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        std::fprintf(stderr, "muse serve: internal error: %s\n", what.c_str());
+        respond_error(res, ApiError(500, "server_error", "internal error: " + what));
+      });
+
+  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+  });
+
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    bool ok = !models_.models().empty();
+    for (const auto& m : models_.models()) ok = ok && m->engine->healthy();
+    respond_json(res, ok ? 200 : 503, {{"status", ok ? "ok" : "unhealthy"}});
+  });
+
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    refresh_gauges();
+    res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  auto model_json = [](const ServedModel& m, const std::string& id) {
+    return ordered_json{{"id", id}, {"object", "model"}, {"created", m.created},
+                        {"owned_by", "muse"}};
+  };
+  http.Get("/v1/models", [this, model_json](const httplib::Request&, httplib::Response& res) {
+    ordered_json data = ordered_json::array();
+    for (const auto& m : models_.models())
+      for (const auto& alias : m->aliases) data.push_back(model_json(*m, alias));
+    respond_json(res, 200, {{"object", "list"}, {"data", data}});
+  });
+  http.Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& req,
+                                                     httplib::Response& res) {
+    const std::string name = req.matches[1];
+    if (ServedModel* m = models_.find(name)) respond_json(res, 200, model_json(*m, name));
+    else respond_error(res, model_not_found(name));
+  });
+
+  install_generation_routes();
+  install_token_routes();
+}
+
+}  // namespace muse::server

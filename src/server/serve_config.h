@@ -1,0 +1,64 @@
+// Configuration of `muse serve`: command-line flags, optionally a TOML config file, with
+// flags overriding the file.
+//
+// Config file (TOML):
+//   host = "127.0.0.1"
+//   port = 8080
+//   api_keys_file = "keys.txt"
+//   parallel = 4            # sequence slots per model
+//   ctx_size = 4096         # positions per sequence
+//   batch_size = 512        # tokens per forward step
+//   max_queue = 64          # waiting requests per model before 503
+//   threads = 0             # 0 = all cores
+//   max_body_bytes = 8388608
+//   max_tokens_limit = 32768
+//   [[model]]               # one table per model served
+//   path = "models/qwen2.5-0.5b-q8_0.gguf"
+//   aliases = ["qwen2.5-0.5b", "default"]
+//   tool_format = "hermes"  # optional override of the detected tool-call format
+//   chat_template = "file.jinja"  # optional override of the model's template
+// Unknown keys are an error (catches typos).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace muse::server {
+
+struct ModelEntry {
+  std::string path;                  // GGUF file or Hugging Face directory
+  std::vector<std::string> aliases;  // names clients use; the first is listed by /v1/models
+  std::string tool_format;           // "" = detect from the chat template
+  std::string chat_template_file;    // "" = the model's own template
+};
+
+struct ServeConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_keys_file;
+  int64_t parallel = 4;
+  int64_t ctx_size = 4096;
+  int64_t batch_size = 512;
+  int64_t max_queue = 64;
+  int threads = 0;
+  std::string kv_type = "f32";
+  size_t max_body_bytes = 8u << 20;
+  int64_t max_tokens_limit = 32768;  // largest max_tokens a request may ask for
+  int64_t max_messages = 1024;
+  int64_t max_n = 16;                // largest n (choices per request)
+  int64_t max_json_depth = 64;
+  std::vector<ModelEntry> models;
+};
+
+// Reads a TOML config file into `config` (keys present in the file replace the defaults).
+// Throws muse::Error naming the file, key and problem (syntax error, wrong type, unknown
+// key, port out of range, no model path).
+void load_serve_config_file(const std::string& path, ServeConfig& config);
+
+// Checks the finished configuration (at least one model, ranges of every number, unique
+// aliases across models). Throws muse::Error.
+void validate_serve_config(const ServeConfig& config);
+
+}  // namespace muse::server

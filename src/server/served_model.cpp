@@ -1,0 +1,69 @@
+#include "server/served_model.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "core/read_file.h"
+#include "muse/error.h"
+
+namespace muse::server {
+
+namespace {
+
+// Used when a model carries no chat template: ChatML, the most widely trained format.
+constexpr const char* kChatMlTemplate =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+DType parse_kv_type(const std::string& name) {
+  if (name == "f32") return DType::F32;
+  if (name == "f16") return DType::F16;
+  throw Error("kv_type must be f32 or f16, got '" + name + "'");
+}
+
+}  // namespace
+
+std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const ServeConfig& config) {
+  auto served = std::make_unique<ServedModel>();
+  served->aliases = entry.aliases;
+  if (served->aliases.empty())
+    served->aliases.push_back(std::filesystem::path(entry.path).filename().string());
+  served->id = served->aliases.front();
+  served->created = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  served->model = Model::load(entry.path);
+  served->tokenizer = text::load_tokenizer(*served->model);
+  std::string source = entry.chat_template_file.empty() ? served->tokenizer->chat_template()
+                                                        : read_file(entry.chat_template_file);
+  if (source.empty()) source = kChatMlTemplate;
+  served->chat_template = std::make_unique<text::ChatTemplate>(source);
+  served->tool_format = entry.tool_format.empty() ? text::detect_tool_call_format(source)
+                                                  : text::parse_tool_call_format(entry.tool_format);
+  served->constraint_vocab = std::make_shared<text::ConstraintVocab>(*served->tokenizer);
+  EngineOptions eo;
+  eo.n_parallel = config.parallel;
+  eo.n_ctx = config.ctx_size;
+  eo.n_batch = config.batch_size;
+  eo.max_queue = config.max_queue;
+  eo.n_threads = config.threads;
+  eo.kv_type = parse_kv_type(config.kv_type);
+  eo.eog_ids = served->tokenizer->eog_ids();
+  served->engine = std::make_unique<Engine>(served->model, eo);
+  return served;
+}
+
+void ModelRegistry::add(std::unique_ptr<ServedModel> model) {
+  for (const auto& name : model->aliases)
+    MUSE_CHECK(!by_name_.count(name), "model name '", name, "' is used twice");
+  for (const auto& name : model->aliases) by_name_[name] = model.get();
+  models_.push_back(std::move(model));
+}
+
+ServedModel* ModelRegistry::find(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+}  // namespace muse::server

@@ -1,0 +1,48 @@
+// A model being served: its weights, engine, tokenizer, chat template and tool-call
+// format, and the names clients address it by. The ModelRegistry maps request `model`
+// names to served models.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "server/serve_config.h"
+#include "text/chat_template.h"
+#include "text/grammar.h"
+#include "text/tokenizer.h"
+#include "text/tool_calls.h"
+
+namespace muse::server {
+
+struct ServedModel {
+  std::string id;                    // the first alias; what /v1/models lists
+  std::vector<std::string> aliases;  // every name that addresses this model
+  int64_t created = 0;               // unix time the model was loaded
+  std::shared_ptr<const Model> model;
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::unique_ptr<text::ChatTemplate> chat_template;
+  text::ToolCallFormat tool_format = text::ToolCallFormat::kGeneric;
+  std::shared_ptr<const text::ConstraintVocab> constraint_vocab;
+  std::unique_ptr<Engine> engine;
+};
+
+// Loads a model entry with the engine options from the config. Throws muse::Error.
+std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const ServeConfig& config);
+
+class ModelRegistry {
+ public:
+  void add(std::unique_ptr<ServedModel> model);  // throws on a duplicate alias
+  // nullptr when no model has this name.
+  ServedModel* find(const std::string& name) const;
+  const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
+
+ private:
+  std::vector<std::unique_ptr<ServedModel>> models_;
+  std::map<std::string, ServedModel*> by_name_;
+};
+
+}  // namespace muse::server
