@@ -93,6 +93,8 @@ Runner add_serve(CLI::App& app) {
       int sig = 0;
       sigwait(&stop_signals, &sig);
       std::fprintf(stderr, "muse serve: stopping (signal %d)\n", sig);
+      // End open streams first so that their handlers return, then stop listening.
+      for (const auto& m : registry.models()) m->engine->shutdown();
       http.stop();
     });
     http.serve();

@@ -153,6 +153,7 @@ struct Engine::Impl {
   std::condition_variable wake;
   std::deque<Pending> waiting;
   bool stopping = false;
+  std::mutex join_mu;  // shutdown() may be called from two threads
   EngineStats counters;  // running, steps and the totals (waiting/slots filled in stats())
   std::atomic<int64_t> heartbeat_ns{0};
   std::atomic<bool> loop_alive{false};
@@ -448,13 +449,16 @@ Engine::Engine(std::shared_ptr<const Model> model, EngineOptions options) {
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
 }
 
-Engine::~Engine() {
+Engine::~Engine() { shutdown(); }
+
+void Engine::shutdown() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->stopping = true;
   }
   impl_->wake.notify_all();
-  impl_->thread.join();
+  std::lock_guard<std::mutex> join_lock(impl_->join_mu);
+  if (impl_->thread.joinable()) impl_->thread.join();
   impl_->stop_all("engine stopped");
 }
 
@@ -479,7 +483,7 @@ std::shared_ptr<GenerationStream> Engine::submit(GenerationRequest request) {
   auto stream = std::make_shared<GenerationStream>(shared);
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    MUSE_CHECK(!impl_->stopping, "the engine is stopping");
+    if (impl_->stopping) throw QueueFullError("the engine is shutting down");
     if (static_cast<int64_t>(impl_->waiting.size()) >= o.max_queue)
       throw QueueFullError(str_cat("the request queue is full (", o.max_queue, " waiting)"));
     impl_->waiting.push_back({std::move(request), stream});

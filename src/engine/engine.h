@@ -121,13 +121,16 @@ class Engine {
   // Builds the Decoder (n_seq = n_parallel) and starts the step loop. Throws muse::Error
   // for invalid options.
   Engine(std::shared_ptr<const Model> model, EngineOptions options);
-  ~Engine();  // stops the loop; streams still open end with kError "engine stopped"
+  ~Engine();  // shutdown()
+  // Stops the loop: streams still open (running or queued) end with kError "engine
+  // stopped" and later submit() calls throw QueueFullError. Idempotent, thread-safe.
+  void shutdown();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   // Queues a request. Throws muse::Error for an invalid request (empty prompt, id out of
   // vocabulary, prompt longer than n_ctx - 1, bad sampling params, max_tokens <= 0) and
-  // QueueFullError when max_queue requests are already waiting.
+  // QueueFullError when max_queue requests are already waiting or after shutdown().
   std::shared_ptr<GenerationStream> submit(GenerationRequest request);
 
   EngineStats stats() const;

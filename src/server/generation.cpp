@@ -133,6 +133,17 @@ std::shared_ptr<GenerationStream> submit(ServedModel& model, GenerationRequest r
   }
 }
 
+std::unique_ptr<StartedRequest> new_request(ServedModel& model, const std::string& model_name,
+                                            const char* id_prefix) {
+  auto started = std::make_unique<StartedRequest>();
+  started->model = &model;
+  started->model_name = model_name;
+  started->id = random_id(id_prefix);
+  started->created = unix_now();
+  started->start = std::chrono::steady_clock::now();
+  return started;
+}
+
 }  // namespace
 
 StartedRequest::~StartedRequest() {
@@ -183,12 +194,7 @@ std::string render_chat_prompt(const ServedModel& model, const ChatRequest& req)
 
 std::unique_ptr<StartedRequest> start_chat(ServedModel& model, const std::string& model_name,
                                            const ChatRequest& req) {
-  auto started = std::make_unique<StartedRequest>();
-  started->model = &model;
-  started->model_name = model_name;
-  started->id = random_id("chatcmpl-");
-  started->created = unix_now();
-  started->start = std::chrono::steady_clock::now();
+  auto started = new_request(model, model_name, "chatcmpl-");
   const std::vector<int32_t> prompt = tokenize_prompt(model, render_chat_prompt(model, req));
   const int64_t max_tokens = checked_max_tokens(model, prompt.size(), req.gen);
   started->prompt_tokens_per_prompt.push_back(int64_t(prompt.size()));
@@ -210,12 +216,7 @@ std::unique_ptr<StartedRequest> start_chat(ServedModel& model, const std::string
 
 std::unique_ptr<StartedRequest> start_completion(ServedModel& model, const std::string& model_name,
                                                  const CompletionRequest& req) {
-  auto started = std::make_unique<StartedRequest>();
-  started->model = &model;
-  started->model_name = model_name;
-  started->id = random_id("cmpl-");
-  started->created = unix_now();
-  started->start = std::chrono::steady_clock::now();
+  auto started = new_request(model, model_name, "cmpl-");
   int index = 0;
   for (const CompletionPrompt& p : req.prompts) {
     std::vector<int32_t> prompt;

@@ -140,55 +140,61 @@ void HttpServer::install_generation_routes() {
   http_->Post("/v1/completions", route("/v1/completions", false));
 }
 
+namespace {
+
+// A POST route taking a JSON body and answering JSON; bad input becomes an ApiError.
+template <typename Fn>
+auto json_route(const ServeConfig& config, const RequestLimits& limits, Fn fn) {
+  return [&config, &limits, fn](const httplib::Request& req, httplib::Response& res,
+                                const httplib::ContentReader& reader) {
+    try {
+      const ordered_json body =
+          parse_request_body(read_body(req, reader, config.max_body_bytes), limits.max_json_depth);
+      respond_json(res, 200, fn(body));
+    } catch (const ApiError& e) {
+      respond_error(res, e);
+    }
+  };
+}
+
+}  // namespace
+
 void HttpServer::install_token_routes() {
-  http_->Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res,
-                              const httplib::ContentReader& reader) {
+  http_->Post("/tokenize", json_route(config_, limits_, [this](const ordered_json& body) {
+    ServedModel& m = find_model(body);
+    if (!body.contains("content") || !body["content"].is_string())
+      throw invalid_request("content must be a string", "content");
+    const bool add_special = body.value("add_special", false);
+    const bool parse_special = body.value("parse_special", true);
+    std::vector<int32_t> ids;
     try {
-      const ordered_json body =
-          parse_request_body(read_body(req, reader, config_.max_body_bytes), limits_.max_json_depth);
-      ServedModel& m = find_model(body);
-      if (!body.contains("content") || !body["content"].is_string())
-        throw invalid_request("content must be a string", "content");
-      const bool add_special = body.value("add_special", false);
-      const bool parse_special = body.value("parse_special", true);
-      std::vector<int32_t> ids;
-      try {
-        ids = m.tokenizer->encode(body["content"].get<std::string>(), add_special, parse_special);
-      } catch (const Error& e) {
-        throw invalid_request(e.what(), "content");
-      }
-      ordered_json out = {{"tokens", ids}};
-      if (body.value("with_pieces", false)) {
-        ordered_json pieces = ordered_json::array();
-        for (int32_t id : ids) pieces.push_back({{"id", id}, {"piece", m.tokenizer->token_to_piece(id)}});
-        out["tokens"] = pieces;
-      }
-      respond_json(res, 200, out);
-    } catch (const ApiError& e) {
-      respond_error(res, e);
+      ids = m.tokenizer->encode(body["content"].get<std::string>(), add_special, parse_special);
+    } catch (const Error& e) {
+      throw invalid_request(e.what(), "content");
     }
-  });
-  http_->Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res,
-                              const httplib::ContentReader& reader) {
-    try {
-      const ordered_json body =
-          parse_request_body(read_body(req, reader, config_.max_body_bytes), limits_.max_json_depth);
-      ServedModel& m = find_model(body);
-      if (!body.contains("tokens") || !body["tokens"].is_array())
-        throw invalid_request("tokens must be an array of token ids", "tokens");
-      std::vector<int32_t> ids;
-      const auto n_vocab = int64_t(m.tokenizer->vocab_size());
-      for (const auto& t : body["tokens"]) {
-        if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= n_vocab)
-          throw invalid_request("tokens must be ids in [0, " + std::to_string(n_vocab) + ")",
-                                "tokens");
-        ids.push_back(int32_t(t.get<int64_t>()));
-      }
-      respond_json(res, 200, {{"content", m.tokenizer->decode(ids)}});
-    } catch (const ApiError& e) {
-      respond_error(res, e);
+    ordered_json out = {{"tokens", ids}};
+    if (body.value("with_pieces", false)) {
+      ordered_json pieces = ordered_json::array();
+      for (int32_t id : ids)
+        pieces.push_back({{"id", id}, {"piece", m.tokenizer->token_to_piece(id)}});
+      out["tokens"] = pieces;
     }
-  });
+    return out;
+  }));
+  http_->Post("/detokenize", json_route(config_, limits_, [this](const ordered_json& body) {
+    ServedModel& m = find_model(body);
+    if (!body.contains("tokens") || !body["tokens"].is_array())
+      throw invalid_request("tokens must be an array of token ids", "tokens");
+    std::vector<int32_t> ids;
+    const auto n_vocab = int64_t(m.tokenizer->vocab_size());
+    for (const auto& t : body["tokens"]) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= n_vocab)
+        throw invalid_request("tokens must be ids in [0, " + std::to_string(n_vocab) + ")",
+                              "tokens");
+      ids.push_back(int32_t(t.get<int64_t>()));
+    }
+    return ordered_json{{"content", m.tokenizer->decode(ids)}};
+  }));
 }
 
 }  // namespace muse::server

@@ -96,7 +96,9 @@ TEST_F(ServerTest, ChatCompletionShapeAndUsage) {
   EXPECT_GT(u["prompt_tokens"].get<int>(), 5);
   EXPECT_EQ(u["total_tokens"].get<int>(),
             u["prompt_tokens"].get<int>() + u["completion_tokens"].get<int>());
-  if (c["finish_reason"] == "length") EXPECT_EQ(u["completion_tokens"], 6);
+  if (c["finish_reason"] == "length") {
+    EXPECT_EQ(u["completion_tokens"], 6);
+  }
 }
 
 TEST_F(ServerTest, ErrorsHaveOpenAiShapeAndStatus) {
@@ -177,7 +179,9 @@ TEST_F(ServerTest, StreamMatchesNonStreamingText) {
     const auto chunk = ordered_json::parse(events[i]);
     EXPECT_EQ(chunk["object"], "chat.completion.chunk");
     const auto& delta = chunk["choices"][0]["delta"];
-    if (i == 0) EXPECT_EQ(delta["role"], "assistant");
+    if (i == 0) {
+      EXPECT_EQ(delta["role"], "assistant");
+    }
     if (delta.contains("content")) text += delta["content"].get<std::string>();
     finishes += !chunk["choices"][0]["finish_reason"].is_null();
   }

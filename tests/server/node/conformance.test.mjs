@@ -2,7 +2,8 @@
 // raw fetch where the SDK hides status, headers or the SSE text). Run with
 //   MUSE_BIN=... MUSE_SHARED_DIR=... node --test --test-concurrency=1 conformance.test.mjs
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import fs, { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
@@ -698,6 +699,36 @@ test('503 with Retry-After when the queue is full', T, async () => {
     await stopAndCheck(s);
   }
 });
+// The README's two examples, run as written against this server (only the address and the
+// model name differ: the README's are `make run`'s).
+test('README examples: curl and the openai SDK script work', T, async () => {
+  const readme = fs.readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const curlBlock = readme.match(/```sh\n(curl [\s\S]*?)```/);
+  assert.ok(curlBlock, 'README has a curl example');
+  const curl = curlBlock[1]
+    .replaceAll('http://127.0.0.1:8080', server.baseUrl)
+    .replaceAll('muse-default', MODEL);
+  const r = spawnSync('bash', ['-c', curl], { encoding: 'utf8', timeout: scaled(60000) });
+  assert.equal(r.status, 0, r.stderr);
+  const body = JSON.parse(r.stdout);
+  assert.equal(body.object, 'chat.completion');
+  assert.equal(typeof body.choices[0].message.content, 'string');
+
+  assert.ok(readme.includes('node tests/server/node/examples/chat.mjs'));
+  const example = new URL('./examples/chat.mjs', import.meta.url).pathname;
+  const run = await new Promise((resolve) => {
+    const child = spawn(process.execPath, [example], {
+      env: { ...process.env, OPENAI_BASE_URL: `${server.baseUrl}/v1`, MUSE_MODEL: MODEL },
+    });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+  assert.equal(run.code, 0, run.err);
+  assert.ok(run.out.length > 1, 'the example printed text');
+});
+
 
 test('SIGTERM: the server exits 0 promptly with a clean log', T, async () => {
   await stopAndCheck(server);
