@@ -39,6 +39,7 @@ else()
     set(_muse_node_label server)
   endif()
   set(_muse_node_env
+    "TSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/tsan.supp"
     "MUSE_BIN=$<TARGET_FILE:muse>"
     "MUSE_SHARED_DIR=${MUSE_SHARED_DIR}"
     "MUSE_TEST_TIMEOUT_SCALE=${MUSE_TEST_TIMEOUT_SCALE}")

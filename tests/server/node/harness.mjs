@@ -158,8 +158,9 @@ export class MuseServer {
 // Starts `muse serve` on a free loopback port and waits until GET /health answers 200.
 // `flags` are extra command-line arguments (e.g. ['--parallel', '1']); they override the
 // defaults below when they name the same flag.
-export async function startServer({ flags = [], apiKey, name = 'server' } = {}) {
-  const model = makeTinyModel();
+// modelFile: serve this model file instead of the tiny test model (benchmarks).
+export async function startServer({ flags = [], apiKey, name = 'server', modelFile } = {}) {
+  const model = modelFile ?? makeTinyModel();
   const port = await freePort();
   const defaults = { '--parallel': '4', '--ctx-size': '1024' };
   const args = ['serve', '--model', model, '--model-alias', MODEL, '--host', '127.0.0.1',

@@ -3,6 +3,7 @@
 // stream is checked strictly (raw SSE). Prints one JSON line of results; exits 1 on any
 // failure.
 //   MUSE_BIN=... MUSE_SHARED_DIR=... node load.mjs [--parallel N] [--clients N] [--aborts N]
+//     [--max-tokens N] [--sequential N] [--model FILE.gguf]
 import { parseArgs } from 'node:util';
 
 import { MODEL, readSse, scaled, sleep, startServer } from './harness.mjs';
@@ -15,6 +16,7 @@ const { values: opts } = parseArgs({
     aborts: { type: 'string', default: '16' },
     'max-tokens': { type: 'string', default: '64' },
     sequential: { type: 'string', default: '16' },
+    model: { type: 'string' },  // a model file to measure instead of the tiny test model
   },
 });
 const PARALLEL = Number(opts.parallel);
@@ -115,7 +117,7 @@ async function main() {
   }, scaled(300000));
   watchdog.unref();
 
-  const server = await startServer({ name: 'load', flags: ['--parallel', String(PARALLEL)] });
+  const server = await startServer({ name: 'load', flags: ['--parallel', String(PARALLEL)], modelFile: opts.model });
   let result = {};
   try {
     const m0 = await server.metrics();
