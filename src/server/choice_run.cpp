@@ -4,15 +4,19 @@ namespace muse::server {
 
 ChoiceRun::ChoiceRun(int index, std::shared_ptr<GenerationStream> stream,
                      const text::Tokenizer& tokenizer, std::vector<std::string> stops,
-                     std::optional<text::ToolCallParser> tool_parser, bool want_logprobs)
+                     std::optional<text::ToolCallParser> tool_parser, bool want_logprobs,
+                     bool message_channels)
     : index_(index),
       stream_(std::move(stream)),
-      // Control tokens are not user-visible text (OpenAI never shows them).
-      decoder_(tokenizer, text::DecodeOptions{.render_special = false}),
+      // Control tokens are not user-visible text (OpenAI never shows them), except the
+      // channel markers, which the demultiplexer needs to see and removes.
+      decoder_(tokenizer, text::DecodeOptions{.render_special = message_channels}),
       stop_(std::move(stops)),
       tool_parser_(std::move(tool_parser)),
       want_logprobs_(want_logprobs),
-      start_(std::chrono::steady_clock::now()) {}
+      start_(std::chrono::steady_clock::now()) {
+  if (message_channels) channels_.emplace();
+}
 
 void ChoiceRun::add_text(const std::string& text, ChoiceDelta& delta) {
   if (text.empty()) return;
@@ -49,7 +53,9 @@ std::optional<ChoiceDelta> ChoiceRun::poll(std::chrono::milliseconds timeout) {
     ++completion_tokens_;
     ++delta.new_tokens;
     if (want_logprobs_) delta.logprobs.push_back({t.token, t.logprob, t.top_logprobs});
-    add_text(stop_.push(decoder_.push(t.token)), delta);
+    std::string text = decoder_.push(t.token);
+    if (channels_) text = channels_->push(text);
+    add_text(stop_.push(text), delta);
   }
   const bool stopped_by_string = stop_.stopped();
   if (stopped_by_string && event->finish == FinishReason::kNone) stream_->cancel();
@@ -57,7 +63,11 @@ std::optional<ChoiceDelta> ChoiceRun::poll(std::chrono::milliseconds timeout) {
 
   // The end: flush what the decoder, the stop matcher and the tool parser held back.
   finished_ = true;
-  if (!stopped_by_string) add_text(stop_.push(decoder_.flush()), delta);
+  if (!stopped_by_string) {
+    std::string text = decoder_.flush();
+    if (channels_) text = channels_->push(text) + channels_->finish();
+    add_text(stop_.push(text), delta);
+  }
   add_text(stop_.flush(), delta);
   if (tool_parser_) {
     text::ParsedDelta rest = tool_parser_->finish();

@@ -13,6 +13,7 @@
 
 #include "engine/engine.h"
 #include "server/stop_matcher.h"
+#include "text/message_channels.h"
 #include "text/tokenizer.h"
 #include "text/tool_calls.h"
 
@@ -38,10 +39,12 @@ struct ChoiceDelta {
 
 class ChoiceRun {
  public:
-  // parse_tools: run the tool-call parser over the text (tool_choice other than none).
+  // tool_parser: run over the text (tool_choice other than none). message_channels: the
+  // model writes Muse Glimmer's channel markup (text/message_channels.h), which is removed
+  // before stop strings and tool calls are looked for.
   ChoiceRun(int index, std::shared_ptr<GenerationStream> stream, const text::Tokenizer& tokenizer,
             std::vector<std::string> stops, std::optional<text::ToolCallParser> tool_parser,
-            bool want_logprobs);
+            bool want_logprobs, bool message_channels = false);
 
   // Waits up to `timeout` for progress; nullopt when there is nothing new. The delta with
   // a finish_reason is the last one.
@@ -66,6 +69,7 @@ class ChoiceRun {
   text::StreamDecoder decoder_;
   StopMatcher stop_;
   std::optional<text::ToolCallParser> tool_parser_;
+  std::optional<text::ChannelDemux> channels_;
   bool want_logprobs_;
   bool finished_ = false;
   int64_t completion_tokens_ = 0;

@@ -204,12 +204,12 @@ std::unique_ptr<StartedRequest> start_chat(ServedModel& model, const std::string
     GenerationRequest r = engine_request(prompt, req.gen, max_tokens, i);
     if (grammar)
       r.constraint = std::make_shared<text::GrammarMatcher>(grammar, model.constraint_vocab,
-                                                            model.tokenizer->eog_ids());
+                                                            model.engine->options().eog_ids);
     std::optional<text::ToolCallParser> parser;
     if (parse_tools) parser.emplace(model.tool_format, req.tools);
     started->choices.push_back(std::make_unique<ChoiceRun>(
         i, submit(model, std::move(r)), *model.tokenizer, req.gen.stop, std::move(parser),
-        req.gen.logprobs));
+        req.gen.logprobs, model.message_channels));
   }
   return started;
 }

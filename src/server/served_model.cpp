@@ -5,6 +5,7 @@
 
 #include "core/read_file.h"
 #include "muse/error.h"
+#include "text/message_channels.h"
 
 namespace muse::server {
 
@@ -41,6 +42,7 @@ std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const Se
   served->chat_template = std::make_unique<text::ChatTemplate>(source);
   served->tool_format = entry.tool_format.empty() ? text::detect_tool_call_format(source)
                                                   : text::parse_tool_call_format(entry.tool_format);
+  served->message_channels = text::uses_message_channels(source);
   served->constraint_vocab = std::make_shared<text::ConstraintVocab>(*served->tokenizer);
   EngineOptions eo;
   eo.n_parallel = config.parallel;
@@ -50,6 +52,11 @@ std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const Se
   eo.n_threads = config.threads;
   eo.kv_type = parse_kv_type(config.kv_type);
   eo.eog_ids = served->tokenizer->eog_ids();
+  if (served->message_channels) {
+    // <|eom|> ends one message of a turn, not the turn: generation goes on after it.
+    if (auto eom = served->tokenizer->find_token(text::kEndOfMessageToken))
+      std::erase(eo.eog_ids, *eom);
+  }
   served->engine = std::make_unique<Engine>(served->model, eo);
   return served;
 }

@@ -26,6 +26,7 @@ struct ServedModel {
   std::unique_ptr<text::Tokenizer> tokenizer;
   std::unique_ptr<text::ChatTemplate> chat_template;
   text::ToolCallFormat tool_format = text::ToolCallFormat::kGeneric;
+  bool message_channels = false;  // Muse Glimmer's channel markup (text/message_channels.h)
   std::shared_ptr<const text::ConstraintVocab> constraint_vocab;
   std::unique_ptr<Engine> engine;
 };
