@@ -7,6 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 SHARED ?= ../shared
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
+# Paths relative to the checkout, so that clones in other folders share cache hits.
+export CCACHE_BASEDIR ?= $(CURDIR)
 
 .PHONY: all setup build run test test-fast test-sanitize clean
 

@@ -1,5 +1,6 @@
 #include "server/generation.h"
 
+#include <algorithm>
 #include <random>
 
 #include "server/api_error.h"
@@ -25,7 +26,20 @@ int64_t unix_now() {
       .count();
 }
 
+// A text of n bytes has at least n / max_piece_bytes tokens: a prompt that cannot fit is
+// refused before spending seconds tokenizing megabytes.
+void check_prompt_bytes(const ServedModel& model, size_t bytes, const char* param) {
+  const int64_t n_ctx = model.engine->options().n_ctx;
+  const auto at_least = int64_t(bytes / std::max<size_t>(model.max_piece_bytes, 1));
+  if (at_least >= n_ctx)
+    throw invalid_request("This model's maximum context length is " + std::to_string(n_ctx) +
+                              " tokens. However, your prompt has at least " +
+                              std::to_string(at_least) + " tokens.",
+                          param, "context_length_exceeded");
+}
+
 std::vector<int32_t> tokenize_prompt(const ServedModel& model, const std::string& text) {
+  check_prompt_bytes(model, text.size(), "messages");
   const text::Tokenizer& tok = *model.tokenizer;
   std::vector<int32_t> ids;
   try {
@@ -225,6 +239,7 @@ std::unique_ptr<StartedRequest> start_completion(ServedModel& model, const std::
       check_prompt_ids(model, prompt);
     } else {
       try {
+        check_prompt_bytes(model, p.text.size(), "prompt");
         prompt = model.tokenizer->encode(p.text, /*add_special=*/true, /*parse_special=*/true);
       } catch (const Error& e) {
         throw invalid_request(std::string("cannot tokenize the prompt: ") + e.what(), "prompt");

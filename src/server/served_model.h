@@ -28,6 +28,7 @@ struct ServedModel {
   text::ToolCallFormat tool_format = text::ToolCallFormat::kGeneric;
   bool message_channels = false;  // Muse Glimmer's channel markup (text/message_channels.h)
   std::shared_ptr<const text::ConstraintVocab> constraint_vocab;
+  size_t max_piece_bytes = 1;  // longest token piece (bounds a text's token count)
   std::unique_ptr<Engine> engine;
 };
 
