@@ -1,11 +1,11 @@
 // `muse serve`: loads the models and serves the OpenAI-compatible API until SIGINT or
 // SIGTERM, then stops accepting, ends open streams and exits 0.
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
-
-#include <pthread.h>
 
 #include "cli/commands.h"
 #include "muse/error.h"
@@ -28,8 +28,10 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--model-alias", o->aliases, "Name clients use for the model (repeatable)");
   auto* host = app.add_option("--host", o->cfg.host, "Address to listen on");
   auto* port = app.add_option("--port", o->cfg.port, "Port (0 picks a free one)");
-  auto* keys = app.add_option("--api-keys-file", o->cfg.api_keys_file, "File with one key per line");
-  auto* parallel = app.add_option("--parallel", o->cfg.parallel, "Sequences decoded at once per model");
+  auto* keys =
+      app.add_option("--api-keys-file", o->cfg.api_keys_file, "File with one key per line");
+  auto* parallel =
+      app.add_option("--parallel", o->cfg.parallel, "Sequences decoded at once per model");
   auto* ctx = app.add_option("--ctx-size", o->cfg.ctx_size, "Context positions per sequence");
   auto* batch = app.add_option("--batch-size", o->cfg.batch_size, "Most tokens per forward step");
   auto* queue = app.add_option("--max-queue", o->cfg.max_queue, "Waiting requests before 503");

@@ -4,9 +4,8 @@
 // the server keeps serving.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "muse/error.h"
 
@@ -16,7 +15,10 @@ class ApiError : public Error {
  public:
   ApiError(int status, std::string type, std::string message, std::string param = "",
            std::string code = "")
-      : Error(message), status(status), type(std::move(type)), param(std::move(param)),
+      : Error(message),
+        status(status),
+        type(std::move(type)),
+        param(std::move(param)),
         code(std::move(code)) {}
   int status;
   std::string type;   // invalid_request_error, authentication_error, ...

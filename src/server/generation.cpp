@@ -12,8 +12,7 @@ using nlohmann::ordered_json;
 namespace {
 
 std::string random_id(const char* prefix) {
-  static constexpr char kAlnum[] =
-      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  static constexpr char kAlnum[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string id = prefix;
   for (int i = 0; i < 24; ++i) id += kAlnum[rng() % (sizeof(kAlnum) - 1)];
@@ -61,18 +60,16 @@ int64_t checked_max_tokens(const ServedModel& model, size_t prompt_len,
   if (n == 0) throw invalid_request("the prompt is empty", "messages");
   if (n >= n_ctx)
     throw invalid_request("This model's maximum context length is " + std::to_string(n_ctx) +
-                              " tokens. However, your prompt has " + std::to_string(n) +
-                              " tokens.",
+                              " tokens. However, your prompt has " + std::to_string(n) + " tokens.",
                           "messages", "context_length_exceeded");
   if (gen.max_tokens && n + *gen.max_tokens > n_ctx)
-    throw invalid_request("This model's maximum context length is " + std::to_string(n_ctx) +
-                              " tokens. However, you requested " +
-                              std::to_string(n + *gen.max_tokens) + " tokens (" +
-                              std::to_string(n) + " in the messages, " +
-                              std::to_string(*gen.max_tokens) +
-                              " in the completion). Please reduce the length of the messages "
-                              "or completion.",
-                          "max_tokens", "context_length_exceeded");
+    throw invalid_request(
+        "This model's maximum context length is " + std::to_string(n_ctx) +
+            " tokens. However, you requested " + std::to_string(n + *gen.max_tokens) + " tokens (" +
+            std::to_string(n) + " in the messages, " + std::to_string(*gen.max_tokens) +
+            " in the completion). Please reduce the length of the messages "
+            "or completion.",
+        "max_tokens", "context_length_exceeded");
   return gen.max_tokens ? *gen.max_tokens : n_ctx - n;
 }
 
@@ -221,9 +218,9 @@ std::unique_ptr<StartedRequest> start_chat(ServedModel& model, const std::string
                                                             model.engine->options().eog_ids);
     std::optional<text::ToolCallParser> parser;
     if (parse_tools) parser.emplace(model.tool_format, req.tools);
-    started->choices.push_back(std::make_unique<ChoiceRun>(
-        i, submit(model, std::move(r)), *model.tokenizer, req.gen.stop, std::move(parser),
-        req.gen.logprobs, model.message_channels));
+    started->choices.push_back(
+        std::make_unique<ChoiceRun>(i, submit(model, std::move(r)), *model.tokenizer, req.gen.stop,
+                                    std::move(parser), req.gen.logprobs, model.message_channels));
   }
   return started;
 }
@@ -258,8 +255,7 @@ std::unique_ptr<StartedRequest> start_completion(ServedModel& model, const std::
   return started;
 }
 
-bool drive(StartedRequest& request,
-           const std::function<bool(ChoiceRun&, ChoiceDelta&)>& on_delta) {
+bool drive(StartedRequest& request, const std::function<bool(ChoiceRun&, ChoiceDelta&)>& on_delta) {
   using std::chrono::milliseconds;
   for (;;) {
     bool any_running = false, progressed = false;

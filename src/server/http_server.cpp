@@ -6,8 +6,8 @@
 #include <cstdio>
 
 #include "server/api_error.h"
-#include "server/http_util.h"
 #include "server/generation.h"
+#include "server/http_util.h"
 #include "server/openai_response.h"
 
 namespace muse::server {
@@ -72,8 +72,12 @@ int HttpServer::bind() {
   return port_;
 }
 
-void HttpServer::serve() { http_->listen_after_bind(); }
-void HttpServer::stop() { http_->stop(); }
+void HttpServer::serve() {
+  http_->listen_after_bind();
+}
+void HttpServer::stop() {
+  http_->stop();
+}
 
 void HttpServer::refresh_gauges() {
   for (const auto& m : models_.models()) {
@@ -99,7 +103,8 @@ void HttpServer::install_routes() {
   http.set_write_timeout(30);
 
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!keys_.enabled() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (!keys_.enabled() || req.path == "/health")
+      return httplib::Server::HandlerResponse::Unhandled;
     // get_header_value returns a copy: keep it alive while the token views into it.
     const std::string header = req.get_header_value("Authorization");
     const std::string_view key = ApiKeys::bearer_token(header);
@@ -117,13 +122,13 @@ void HttpServer::install_routes() {
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 404)
-      respond_error(res, ApiError(404, "invalid_request_error",
-                                  "Unknown route " + req.method + " " + req.path, "",
-                                  "unknown_url"));
+      respond_error(res,
+                    ApiError(404, "invalid_request_error",
+                             "Unknown route " + req.method + " " + req.path, "", "unknown_url"));
     else if (res.status == 413)
-      respond_error(res, ApiError(413, "invalid_request_error",
-                                  "request body is larger than the server's limit", "",
-                                  "request_too_large"));
+      respond_error(
+          res, ApiError(413, "invalid_request_error",
+                        "request body is larger than the server's limit", "", "request_too_large"));
     else
       respond_error(res, ApiError(res.status, "invalid_request_error",
                                   "request failed with HTTP status " + std::to_string(res.status)));
@@ -158,8 +163,8 @@ void HttpServer::install_routes() {
   });
 
   auto model_json = [](const ServedModel& m, const std::string& id) {
-    return ordered_json{{"id", id}, {"object", "model"}, {"created", m.created},
-                        {"owned_by", "muse"}};
+    return ordered_json{
+        {"id", id}, {"object", "model"}, {"created", m.created}, {"owned_by", "muse"}};
   };
   http.Get("/v1/models", [this, model_json](const httplib::Request&, httplib::Response& res) {
     ordered_json data = ordered_json::array();
@@ -167,12 +172,14 @@ void HttpServer::install_routes() {
       for (const auto& alias : m->aliases) data.push_back(model_json(*m, alias));
     respond_json(res, 200, {{"object", "list"}, {"data", data}});
   });
-  http.Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& req,
-                                                     httplib::Response& res) {
-    const std::string name = req.matches[1];
-    if (ServedModel* m = models_.find(name)) respond_json(res, 200, model_json(*m, name));
-    else respond_error(res, model_not_found(name));
-  });
+  http.Get(R"(/v1/models/(.+))",
+           [this, model_json](const httplib::Request& req, httplib::Response& res) {
+             const std::string name = req.matches[1];
+             if (ServedModel* m = models_.find(name))
+               respond_json(res, 200, model_json(*m, name));
+             else
+               respond_error(res, model_not_found(name));
+           });
 
   install_generation_routes();
   install_token_routes();

@@ -15,13 +15,13 @@
 #include "server/generation.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
-#include "server/served_model.h"
 #include "server/serve_config.h"
+#include "server/served_model.h"
 
 namespace httplib {
 class Server;
 struct Response;
-}
+}  // namespace httplib
 
 namespace muse::server {
 
@@ -48,8 +48,7 @@ class HttpServer {
   // Runs a chat or completion request to the response (JSON or an event stream).
   void respond_generation(const std::string& endpoint, std::unique_ptr<StartedRequest> started,
                           const GenerationParams& gen, bool chat, httplib::Response& res);
-  void record_finished(const StartedRequest& request, const std::string& endpoint,
-                       bool abandoned);
+  void record_finished(const StartedRequest& request, const std::string& endpoint, bool abandoned);
 
   ServeConfig config_;
   ModelRegistry& models_;

@@ -14,9 +14,12 @@ nlohmann::ordered_json parse_request_body(std::string_view body, int64_t max_dep
   bool in_string = false, escaped = false;
   for (char c : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -51,16 +54,14 @@ double get_number(const ordered_json& body, const char* key, double lo, double h
   const double x = v.get<double>();
   if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo))
     throw invalid_request(std::string(key) + " must be " + (lo_open ? "in (" : "in [") +
-                              std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
-                              v.dump(),
+                              std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.dump(),
                           key);
   return x;
 }
 
 int64_t get_integer(const ordered_json& body, const char* key, int64_t lo, int64_t hi) {
   const auto& v = body.at(key);
-  if (!v.is_number_integer())
-    throw invalid_request(std::string(key) + " must be an integer", key);
+  if (!v.is_number_integer()) throw invalid_request(std::string(key) + " must be an integer", key);
   const int64_t x = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)
                         ? INT64_MAX
                         : v.get<int64_t>();
@@ -87,8 +88,10 @@ void parse_stop(const ordered_json& body, GenerationParams& gen) {
   if (!present(body, "stop")) return;
   const auto& v = body["stop"];
   auto add = [&](const ordered_json& s) {
-    if (!s.is_string()) throw invalid_request("stop must be a string or an array of strings", "stop");
-    if (s.get<std::string>().empty()) throw invalid_request("stop strings must not be empty", "stop");
+    if (!s.is_string())
+      throw invalid_request("stop must be a string or an array of strings", "stop");
+    if (s.get<std::string>().empty())
+      throw invalid_request("stop strings must not be empty", "stop");
     gen.stop.push_back(s.get<std::string>());
   };
   if (v.is_array()) {
@@ -151,7 +154,8 @@ void parse_generation(const ordered_json& body, const RequestLimits& limits,
   if (present(body, "stream")) gen.stream = get_bool(body, "stream");
   if (present(body, "stream_options")) {
     const auto& so = body["stream_options"];
-    if (!so.is_object()) throw invalid_request("stream_options must be an object", "stream_options");
+    if (!so.is_object())
+      throw invalid_request("stream_options must be an object", "stream_options");
     if (!gen.stream)
       throw invalid_request("stream_options is only allowed with stream: true", "stream_options");
     if (present(so, "include_usage")) gen.include_usage = get_bool(so, "include_usage");
@@ -198,8 +202,9 @@ ordered_json validate_messages(const ordered_json& body, const RequestLimits& li
     std::string role = m["role"];
     if (role != "system" && role != "developer" && role != "user" && role != "assistant" &&
         role != "tool")
-      throw invalid_request(where + ".role '" + role + "' is not one of system, developer, user, "
-                                    "assistant, tool",
+      throw invalid_request(where + ".role '" + role +
+                                "' is not one of system, developer, user, "
+                                "assistant, tool",
                             where + ".role");
     ordered_json msg = m;
     if (role == "developer") msg["role"] = "system";
@@ -244,30 +249,35 @@ void parse_tools(const ordered_json& body, ChatRequest& req) {
     const auto& tc = body["tool_choice"];
     if (tc.is_string()) {
       const std::string s = tc;
-      if (s == "auto") req.tool_choice.kind = ToolChoiceKind::kAuto;
-      else if (s == "none") req.tool_choice.kind = ToolChoiceKind::kNone;
-      else if (s == "required") req.tool_choice.kind = ToolChoiceKind::kRequired;
-      else throw invalid_request("tool_choice must be auto, none, required or a function", "tool_choice");
+      if (s == "auto")
+        req.tool_choice.kind = ToolChoiceKind::kAuto;
+      else if (s == "none")
+        req.tool_choice.kind = ToolChoiceKind::kNone;
+      else if (s == "required")
+        req.tool_choice.kind = ToolChoiceKind::kRequired;
+      else
+        throw invalid_request("tool_choice must be auto, none, required or a function",
+                              "tool_choice");
     } else if (tc.is_object() && tc.contains("function") && tc["function"].is_object() &&
                tc["function"].contains("name") && tc["function"]["name"].is_string()) {
       req.tool_choice.kind = ToolChoiceKind::kFunction;
       req.tool_choice.function = tc["function"]["name"];
     } else {
-      throw invalid_request("tool_choice must be auto, none, required or a function", "tool_choice");
+      throw invalid_request("tool_choice must be auto, none, required or a function",
+                            "tool_choice");
     }
   }
   if (req.tool_choice.kind == ToolChoiceKind::kRequired ||
       req.tool_choice.kind == ToolChoiceKind::kFunction) {
-    if (req.tools.is_null())
-      throw invalid_request("tool_choice requires tools", "tool_choice");
+    if (req.tools.is_null()) throw invalid_request("tool_choice requires tools", "tool_choice");
   }
   if (req.tool_choice.kind == ToolChoiceKind::kFunction) {
     bool found = false;
     for (const auto& t : req.tools) found |= t["function"]["name"] == req.tool_choice.function;
     if (!found)
-      throw invalid_request("tool_choice names function '" + req.tool_choice.function +
-                                "' which is not in tools",
-                            "tool_choice");
+      throw invalid_request(
+          "tool_choice names function '" + req.tool_choice.function + "' which is not in tools",
+          "tool_choice");
   }
   if (present(body, "parallel_tool_calls"))
     req.parallel_tool_calls = get_bool(body, "parallel_tool_calls");
@@ -321,8 +331,7 @@ ChatRequest parse_chat_request(const ordered_json& body, const RequestLimits& li
   return req;
 }
 
-CompletionRequest parse_completion_request(const ordered_json& body,
-                                           const RequestLimits& limits) {
+CompletionRequest parse_completion_request(const ordered_json& body, const RequestLimits& limits) {
   CompletionRequest req;
   req.model = get_model(body);
   if (!present(body, "prompt")) throw invalid_request("prompt is required", "prompt");
@@ -343,30 +352,34 @@ CompletionRequest parse_completion_request(const ordered_json& body,
     req.prompts.push_back(token_list(p));
   } else if (p.is_array() && !p.empty()) {
     for (const auto& e : p) {
-      if (e.is_string()) req.prompts.push_back({e.get<std::string>(), {}, false});
-      else if (e.is_array()) req.prompts.push_back(token_list(e));
-      else throw invalid_request("prompt must be a string, token ids, or a list of those", "prompt");
+      if (e.is_string())
+        req.prompts.push_back({e.get<std::string>(), {}, false});
+      else if (e.is_array())
+        req.prompts.push_back(token_list(e));
+      else
+        throw invalid_request("prompt must be a string, token ids, or a list of those", "prompt");
     }
   } else {
     throw invalid_request("prompt must be a non-empty string, token ids, or a list of those",
                           "prompt");
   }
   if (int64_t(req.prompts.size()) > limits.max_n)
-    throw invalid_request("too many prompts (limit " + std::to_string(limits.max_n) + ")", "prompt");
+    throw invalid_request("too many prompts (limit " + std::to_string(limits.max_n) + ")",
+                          "prompt");
   parse_generation(body, limits, req.gen);
   if (!req.gen.max_tokens) req.gen.max_tokens = 16;  // the endpoint's documented default
   if (int64_t(req.prompts.size()) * req.gen.n > limits.max_n)
-    throw invalid_request("prompts x n exceeds the limit of " + std::to_string(limits.max_n),
-                          "n");
+    throw invalid_request("prompts x n exceeds the limit of " + std::to_string(limits.max_n), "n");
   if (present(body, "logprobs")) {
     req.gen.logprobs = true;
     req.gen.top_logprobs = int(get_integer(body, "logprobs", 0, 5));
   }
   if (present(body, "echo")) req.echo = get_bool(body, "echo");
-  if (present(body, "suffix") && !(body["suffix"].is_string() && body["suffix"].get<std::string>().empty()))
+  if (present(body, "suffix") &&
+      !(body["suffix"].is_string() && body["suffix"].get<std::string>().empty()))
     throw invalid_request("suffix is not supported", "suffix");
-  if (present(body, "best_of") && !(body["best_of"].is_number_integer() &&
-                                    body["best_of"].get<int64_t>() == req.gen.n))
+  if (present(body, "best_of") &&
+      !(body["best_of"].is_number_integer() && body["best_of"].get<int64_t>() == req.gen.n))
     throw invalid_request("best_of other than n is not supported", "best_of");
   return req;
 }

@@ -4,12 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/sampler.h"
 
@@ -31,13 +30,13 @@ nlohmann::ordered_json parse_request_body(std::string_view body, int64_t max_dep
 struct GenerationParams {
   SamplingParams sampling;
   int n = 1;
-  std::vector<std::string> stop;           // at most 4 non-empty strings
-  std::optional<int64_t> max_tokens;       // absent: up to the context's end
+  std::vector<std::string> stop;      // at most 4 non-empty strings
+  std::optional<int64_t> max_tokens;  // absent: up to the context's end
   bool logprobs = false;
-  int top_logprobs = 0;                    // 0..20; only with logprobs
+  int top_logprobs = 0;  // 0..20; only with logprobs
   bool stream = false;
-  bool include_usage = false;              // stream_options.include_usage
-  bool ignore_eos = false;                 // extension (vLLM/llama.cpp name)
+  bool include_usage = false;  // stream_options.include_usage
+  bool ignore_eos = false;     // extension (vLLM/llama.cpp name)
 };
 
 enum class ResponseFormatKind { kText, kJsonObject, kJsonSchema };

@@ -48,7 +48,9 @@ ordered_json text_logprobs(const text::Tokenizer& tok, const std::vector<Logprob
     offsets.push_back(offset);
     offset += piece.size();
   }
-  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops},
+  return {{"tokens", tokens},
+          {"token_logprobs", lps},
+          {"top_logprobs", tops},
           {"text_offset", offsets}};
 }
 
@@ -113,7 +115,8 @@ ordered_json chat_completion_json(const StartedRequest& r, const std::vector<Cho
     const ChoiceResult& c = results[i];
     ordered_json msg;
     msg["role"] = "assistant";
-    msg["content"] = c.content.empty() && !c.tool_calls.empty() ? ordered_json() : ordered_json(c.content);
+    msg["content"] =
+        c.content.empty() && !c.tool_calls.empty() ? ordered_json() : ordered_json(c.content);
     msg["refusal"] = nullptr;
     if (!c.tool_calls.empty()) {
       msg["tool_calls"] = ordered_json::array();
@@ -191,8 +194,9 @@ ordered_json text_delta_chunk(const StartedRequest& r, int index, const ChoiceDe
   ordered_json choice;
   choice["index"] = index;
   choice["text"] = d.content;
-  choice["logprobs"] =
-      logprobs && !d.logprobs.empty() ? text_logprobs(*r.model->tokenizer, d.logprobs, 0) : ordered_json();
+  choice["logprobs"] = logprobs && !d.logprobs.empty()
+                           ? text_logprobs(*r.model->tokenizer, d.logprobs, 0)
+                           : ordered_json();
   choice["finish_reason"] = finish_json(d.finish_reason);
   j["choices"] = ordered_json::array({choice});
   if (include_usage) j["usage"] = nullptr;

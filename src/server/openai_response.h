@@ -2,10 +2,9 @@
 // their streaming chunks, with usage and log-probabilities.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "server/generation.h"
 

@@ -47,7 +47,7 @@ struct ServeConfig {
   size_t max_body_bytes = 8u << 20;
   int64_t max_tokens_limit = 32768;  // largest max_tokens a request may ask for
   int64_t max_messages = 1024;
-  int64_t max_n = 16;                // largest n (choices per request)
+  int64_t max_n = 16;  // largest n (choices per request)
   int64_t max_json_depth = 64;
   std::vector<ModelEntry> models;
 };

@@ -45,8 +45,8 @@ std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const Se
                                                   : text::parse_tool_call_format(entry.tool_format);
   served->message_channels = text::uses_message_channels(source);
   for (size_t id = 0; id < served->tokenizer->vocab_size(); ++id)
-    served->max_piece_bytes = std::max(
-        served->max_piece_bytes, served->tokenizer->token_to_piece(text::TokenId(id)).size());
+    served->max_piece_bytes = std::max(served->max_piece_bytes,
+                                       served->tokenizer->token_to_piece(text::TokenId(id)).size());
   served->constraint_vocab = std::make_shared<text::ConstraintVocab>(*served->tokenizer);
   EngineOptions eo;
   eo.n_parallel = config.parallel;

@@ -407,7 +407,7 @@ bool ToolCallParser::State::step_after_object() {
 }
 
 void ToolCallParser::State::finish_xml_call() {
-  emit_arguments(xml_args.dump());
+  emit_arguments(xml_args.dump(-1, ' ', false, json::error_handler_t::replace));
   xml_args = json::object();
   committed = false;
   held.clear();

@@ -29,25 +29,24 @@ std::string rejected_param(const ordered_json& body) {
 }
 
 TEST(OpenAiRequest, ParsesEverySamplingField) {
-  const ChatRequest r = parse_chat_request(
-      chat_body({{"temperature", 0.5},
-                 {"top_p", 0.9},
-                 {"top_k", 40},
-                 {"min_p", 0.05},
-                 {"seed", 7},
-                 {"n", 3},
-                 {"stop", {"a", "b"}},
-                 {"max_completion_tokens", 12},
-                 {"presence_penalty", 0.5},
-                 {"frequency_penalty", -0.5},
-                 {"logit_bias", {{"42", -100}, {"7", 3.5}}},
-                 {"logprobs", true},
-                 {"top_logprobs", 4},
-                 {"stream", true},
-                 {"stream_options", {{"include_usage", true}}},
-                 {"user", "u1"},
-                 {"some_unknown_field", {1, 2}}}),
-      RequestLimits{});
+  const ChatRequest r = parse_chat_request(chat_body({{"temperature", 0.5},
+                                                      {"top_p", 0.9},
+                                                      {"top_k", 40},
+                                                      {"min_p", 0.05},
+                                                      {"seed", 7},
+                                                      {"n", 3},
+                                                      {"stop", {"a", "b"}},
+                                                      {"max_completion_tokens", 12},
+                                                      {"presence_penalty", 0.5},
+                                                      {"frequency_penalty", -0.5},
+                                                      {"logit_bias", {{"42", -100}, {"7", 3.5}}},
+                                                      {"logprobs", true},
+                                                      {"top_logprobs", 4},
+                                                      {"stream", true},
+                                                      {"stream_options", {{"include_usage", true}}},
+                                                      {"user", "u1"},
+                                                      {"some_unknown_field", {1, 2}}}),
+                                           RequestLimits{});
   EXPECT_FLOAT_EQ(r.gen.sampling.temperature, 0.5f);
   EXPECT_FLOAT_EQ(r.gen.sampling.top_p, 0.9f);
   EXPECT_EQ(r.gen.sampling.top_k, 40);
@@ -87,11 +86,11 @@ TEST(OpenAiRequest, RejectsOutOfRangeValuesNamingTheField) {
             "stream_options");
   EXPECT_EQ(rejected_param(chat_body({{"seed", 1.5}})), "seed");
   // 1e400 parses to infinity: rejected, not clamped.
-  EXPECT_THROW(parse_chat_request(parse_request_body(
-                                      R"({"model":"m","messages":[{"role":"user","content":"x"}],)"
+  EXPECT_THROW(parse_chat_request(
+                   parse_request_body(R"({"model":"m","messages":[{"role":"user","content":"x"}],)"
                                       R"("temperature":1e400})",
                                       64),
-                                  RequestLimits{}),
+                   RequestLimits{}),
                ApiError);
 }
 
@@ -99,39 +98,40 @@ TEST(OpenAiRequest, ValidatesMessages) {
   EXPECT_EQ(rejected_param({{"model", "m"}}), "messages");
   EXPECT_EQ(rejected_param({{"model", "m"}, {"messages", ordered_json::array()}}), "messages");
   EXPECT_EQ(rejected_param({{"messages", {{{"role", "user"}, {"content", "x"}}}}}), "model");
-  EXPECT_EQ(rejected_param({{"model", "m"}, {"messages", {{{"role", "wizard"}, {"content", "x"}}}}}),
-            "messages[0].role");
+  EXPECT_EQ(
+      rejected_param({{"model", "m"}, {"messages", {{{"role", "wizard"}, {"content", "x"}}}}}),
+      "messages[0].role");
   EXPECT_EQ(rejected_param({{"model", "m"}, {"messages", {{{"role", "user"}}}}}),
             "messages[0].content");
   EXPECT_EQ(rejected_param({{"model", "m"}, {"messages", {"not an object"}}}), "messages[0]");
-  const ChatRequest r = parse_chat_request(
-      {{"model", "m"},
-       {"messages",
-        {{{"role", "developer"}, {"content", "be brief"}},
-         {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}}}}},
-         {{"role", "assistant"},
-          {"tool_calls",
-           {{{"id", "c1"}, {"type", "function"},
-             {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}},
-         {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "42"}}}}},
-      RequestLimits{});
+  const ChatRequest r =
+      parse_chat_request({{"model", "m"},
+                          {"messages",
+                           {{{"role", "developer"}, {"content", "be brief"}},
+                            {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}}}}},
+                            {{"role", "assistant"},
+                             {"tool_calls",
+                              {{{"id", "c1"},
+                                {"type", "function"},
+                                {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}},
+                            {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "42"}}}}},
+                         RequestLimits{});
   EXPECT_EQ(r.messages[0]["role"], "system");  // developer is the system role for templates
   EXPECT_EQ(r.messages.size(), 4u);
   RequestLimits small;
   small.max_messages = 1;
-  EXPECT_THROW(parse_chat_request({{"model", "m"},
-                                   {"messages",
-                                    {{{"role", "user"}, {"content", "a"}},
-                                     {{"role", "user"}, {"content", "b"}}}}},
-                                  small),
+  EXPECT_THROW(parse_chat_request(
+                   {{"model", "m"},
+                    {"messages",
+                     {{{"role", "user"}, {"content", "a"}}, {{"role", "user"}, {"content", "b"}}}}},
+                   small),
                ApiError);
 }
 
 TEST(OpenAiRequest, ToolsToolChoiceAndResponseFormat) {
-  const ordered_json tools = {{{"type", "function"},
-                               {"function",
-                                {{"name", "get_weather"},
-                                 {"parameters", {{"type", "object"}}}}}}};
+  const ordered_json tools = {
+      {{"type", "function"},
+       {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"}}}}}}};
   ChatRequest r = parse_chat_request(
       chat_body({{"tools", tools},
                  {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}},
@@ -151,7 +151,8 @@ TEST(OpenAiRequest, ToolsToolChoiceAndResponseFormat) {
   r = parse_chat_request(
       chat_body({{"response_format",
                   {{"type", "json_schema"},
-                   {"json_schema", {{"name", "x"}, {"strict", true}, {"schema", {{"type", "object"}}}}}}}}),
+                   {"json_schema",
+                    {{"name", "x"}, {"strict", true}, {"schema", {{"type", "object"}}}}}}}}),
       RequestLimits{});
   EXPECT_EQ(r.response_format.kind, ResponseFormatKind::kJsonSchema);
   EXPECT_TRUE(r.response_format.strict);
@@ -190,9 +191,9 @@ TEST(OpenAiRequest, CompletionPrompts) {
   EXPECT_THROW(parse_completion_request({{"model", "m"}, {"prompt", {1, -2}}}, RequestLimits{}),
                ApiError);
   EXPECT_THROW(parse_completion_request({{"model", "m"}}, RequestLimits{}), ApiError);
-  EXPECT_THROW(parse_completion_request({{"model", "m"}, {"prompt", "x"}, {"logprobs", 6}},
-                                        RequestLimits{}),
-               ApiError);
+  EXPECT_THROW(
+      parse_completion_request({{"model", "m"}, {"prompt", "x"}, {"logprobs", 6}}, RequestLimits{}),
+      ApiError);
 }
 
 // Feeds `pieces` through a StopMatcher; returns everything emitted.

@@ -103,7 +103,8 @@ TEST_F(ServerTest, ChatCompletionShapeAndUsage) {
 
 TEST_F(ServerTest, ErrorsHaveOpenAiShapeAndStatus) {
   start();
-  auto res = post("/v1/chat/completions", {{"model", "nope"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}});
+  auto res = post("/v1/chat/completions",
+                  {{"model", "nope"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}});
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 404);
   auto j = ordered_json::parse(res->body);
@@ -213,7 +214,9 @@ TEST_F(ServerTest, ClientDisconnectFreesTheSequence) {
   }
   EXPECT_EQ(running, 0);
   EXPECT_LT(registry_.models().front()->engine->stats().generated_tokens, 400u);
-  for (int i = 0; i < 200 && server_->metrics().value("muse_requests_cancelled_total", {{"model", "tiny"}}) < 1; ++i)
+  for (int i = 0; i < 200 && server_->metrics().value("muse_requests_cancelled_total",
+                                                      {{"model", "tiny"}}) < 1;
+       ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   EXPECT_EQ(server_->metrics().value("muse_requests_cancelled_total", {{"model", "tiny"}}), 1);
 }
@@ -222,8 +225,8 @@ TEST_F(ServerTest, NextTurnReusesTheCachedPrefix) {
   start();
   ordered_json req = chat("What is the capital of France? Answer briefly.", 6);
   const auto first = ordered_json::parse(post("/v1/chat/completions", req)->body);
-  req["messages"].push_back({{"role", "assistant"},
-                             {"content", first["choices"][0]["message"]["content"]}});
+  req["messages"].push_back(
+      {{"role", "assistant"}, {"content", first["choices"][0]["message"]["content"]}});
   req["messages"].push_back({{"role", "user"}, {"content", "And of Spain?"}});
   const auto second = ordered_json::parse(post("/v1/chat/completions", req)->body);
   const int cached = second["usage"]["prompt_tokens_details"]["cached_tokens"];
