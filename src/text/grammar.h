@@ -58,6 +58,10 @@ std::string json_schema_to_grammar(const nlohmann::ordered_json& schema,
                                    std::string_view root_name = "root",
                                    std::string_view prefix = "");
 
+// `text` as a grammar string literal ("..." with \" \\ \n \r \t and \xHH escapes;
+// other UTF-8 passes through), for building grammar text.
+std::string grammar_literal(std::string_view text);
+
 // Grammar for any single JSON value (json_object response format): an object at the top.
 std::string json_object_grammar(std::string_view root_name = "root", std::string_view prefix = "");
 

@@ -42,35 +42,8 @@ constexpr const char* kUnsupported[] = {
 constexpr size_t kMaxCount = 10000;  // largest minItems/maxItems/maxLength expressed
 constexpr uint64_t kMaxMagnitude = 9999999999999999999ull;  // 19 digits
 
-// A grammar string literal for `text`.
-std::string literal(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20) {
-      static const char* kHex = "0123456789ABCDEF";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string json_literal(const Json& value) {
-  return literal(value.dump());
+  return grammar_literal(value.dump());
 }
 
 // "{m,n}" / "{m,}" suffix for a repetition.
@@ -82,22 +55,23 @@ std::string count_suffix(size_t lo, std::optional<size_t> hi) {
 
 // Decimal strings (no leading zeros) of every integer in [a, b]; a and b have equal length.
 std::string digits_between(const std::string& a, const std::string& b) {
-  if (a == b) return literal(a);
+  if (a == b) return grammar_literal(a);
   const size_t n = a.size();
   if (n == 1) return str_cat("[", a[0], "-", b[0], "]");
   const std::string rest_a = a.substr(1), rest_b = b.substr(1);
-  if (a[0] == b[0]) return str_cat(literal(a.substr(0, 1)), " ", digits_between(rest_a, rest_b));
+  if (a[0] == b[0])
+    return str_cat(grammar_literal(a.substr(0, 1)), " ", digits_between(rest_a, rest_b));
   const std::string zeros(n - 1, '0'), nines(n - 1, '9');
   if (rest_a == zeros && rest_b == nines) {
     return str_cat("[", a[0], "-", b[0], "] [0-9]{", n - 1, "}");
   }
   std::vector<std::string> alts;
-  alts.push_back(str_cat(literal(a.substr(0, 1)), " ", digits_between(rest_a, nines)));
+  alts.push_back(str_cat(grammar_literal(a.substr(0, 1)), " ", digits_between(rest_a, nines)));
   if (a[0] + 1 <= b[0] - 1) {
     alts.push_back(str_cat("[", static_cast<char>(a[0] + 1), "-", static_cast<char>(b[0] - 1),
                            "] [0-9]{", n - 1, "}"));
   }
-  alts.push_back(str_cat(literal(b.substr(0, 1)), " ", digits_between(zeros, rest_b)));
+  alts.push_back(str_cat(grammar_literal(b.substr(0, 1)), " ", digits_between(zeros, rest_b)));
   std::string out = "(";
   for (size_t i = 0; i < alts.size(); ++i) out += (i ? " | " : "") + alts[i];
   return out + ")";
@@ -514,8 +488,8 @@ class SchemaConverter {
     for (const auto& [name, prop] : props.items()) list.emplace_back(name, &prop);
     for (size_t i = list.size(); i-- > 0;) {
       const std::string& name = list[i].first;
-      const std::string kv = str_cat(literal(Json(name).dump()), " ", ws, " \":\" ", ws, " ",
-                                     generate(*list[i].second, hint + "-" + name));
+      const std::string kv = str_cat(grammar_literal(Json(name).dump()), " ", ws, " \":\" ", ws,
+                                     " ", generate(*list[i].second, hint + "-" + name));
       const bool req = required.count(name) > 0;
       const std::string next_after = after.empty() ? "" : " " + after;
       std::string new_after =
@@ -553,6 +527,32 @@ std::string json_schema_to_grammar(const nlohmann::ordered_json& schema, std::st
 
 std::string json_object_grammar(std::string_view root_name, std::string_view prefix) {
   return SchemaConverter(nlohmann::ordered_json::object(), root_name, prefix).convert_any_object();
+}
+
+std::string grammar_literal(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = "\"";
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7F) {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
 }
 
 }  // namespace muse::text

@@ -14,41 +14,6 @@ namespace {
 using json = nlohmann::ordered_json;
 using tool_calls_internal::kAtemSyntax;
 
-// A grammar string literal for `text` (UTF-8 passes through).
-std::string literal(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          out += "\\x";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
-
 std::string json_string(std::string_view text) {
   return json(std::string(text)).dump();
 }
@@ -74,7 +39,7 @@ std::string string_enum_alternatives(const json& schema) {
   for (const json& value : schema["enum"]) {
     if (!value.is_string()) return {};
     if (!alternatives.empty()) alternatives += " | ";
-    alternatives += literal(value.get<std::string>());
+    alternatives += grammar_literal(value.get<std::string>());
   }
   return "(" + alternatives + ")";
 }
@@ -83,8 +48,8 @@ std::string string_enum_alternatives(const json& schema) {
 // mandatory. Appends the value rules to `rules`; returns the rule body of the sequence.
 std::string atem_parameters(const json& schema, const std::string& prefix, std::string& rules) {
   auto param = [](std::string_view name, const std::string& value) {
-    return literal(str_cat(kAtemSyntax.param_open, name, kAtemSyntax.name_close)) + " " + value +
-           " " + literal(str_cat(kAtemSyntax.param_close, "\n"));
+    return grammar_literal(str_cat(kAtemSyntax.param_open, name, kAtemSyntax.name_close)) + " " +
+           value + " " + grammar_literal(str_cat(kAtemSyntax.param_close, "\n"));
   };
   const json* properties = nullptr;
   if (schema.is_object() && schema.contains("properties") && schema["properties"].is_object()) {
@@ -92,9 +57,9 @@ std::string atem_parameters(const json& schema, const std::string& prefix, std::
   }
   if (properties == nullptr || properties->empty()) {
     // No declared parameters: any named text parameters.
-    return "(" + literal(kAtemSyntax.param_open) + " [a-zA-Z0-9_.-]+ " +
-           literal(kAtemSyntax.name_close) + " [^<]* " +
-           literal(str_cat(kAtemSyntax.param_close, "\n")) + ")*";
+    return "(" + grammar_literal(kAtemSyntax.param_open) + " [a-zA-Z0-9_.-]+ " +
+           grammar_literal(kAtemSyntax.name_close) + " [^<]* " +
+           grammar_literal(str_cat(kAtemSyntax.param_close, "\n")) + ")*";
   }
   std::vector<std::string> required;
   if (schema.contains("required") && schema["required"].is_array()) {
@@ -153,8 +118,8 @@ std::string forced_tool_call_grammar(ToolCallFormat format, const json& tools,
     std::string body;
     if (format == ToolCallFormat::kAtem) {
       std::string params = atem_parameters(schema, prefix, rules);
-      body = literal(str_cat(kAtemSyntax.invoke_open, name, kAtemSyntax.name_close, "\n")) + " " +
-             params + " " + literal(str_cat(kAtemSyntax.invoke_close, "\n"));
+      body = grammar_literal(str_cat(kAtemSyntax.invoke_open, name, kAtemSyntax.name_close, "\n")) +
+             " " + params + " " + grammar_literal(str_cat(kAtemSyntax.invoke_close, "\n"));
     } else {
       const std::string args_rule = prefix + "args";
       rules += json_schema_to_grammar(schema, args_rule, prefix) + "\n";
@@ -168,7 +133,7 @@ std::string forced_tool_call_grammar(ToolCallFormat format, const json& tools,
         open = "<tool_call>";
         close = "}</tool_call>";
       }
-      body = literal(open + head) + " " + args_rule + " " + literal(close);
+      body = grammar_literal(open + head) + " " + args_rule + " " + grammar_literal(close);
     }
     rules += str_cat(prefix, "call ::= ", body, "\n");
     if (!call_alternatives.empty()) call_alternatives += " | ";
@@ -187,8 +152,8 @@ std::string forced_tool_call_grammar(ToolCallFormat format, const json& tools,
           parallel ? "\"[TOOL_CALLS][\" call (\", \" call)* \"]\"" : "\"[TOOL_CALLS][\" call \"]\"";
       break;
     case ToolCallFormat::kAtem:
-      root = str_cat(literal(str_cat(kAtemSyntax.block_open, "\n")), " call", parallel ? "+" : "",
-                     " ", literal(kAtemSyntax.block_close));
+      root = str_cat(grammar_literal(str_cat(kAtemSyntax.block_open, "\n")), " call",
+                     parallel ? "+" : "", " ", grammar_literal(kAtemSyntax.block_close));
       break;
   }
   return str_cat("root ::= ", root, "\ncall ::= ", call_alternatives, "\n", rules);
