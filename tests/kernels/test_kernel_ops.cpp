@@ -26,6 +26,7 @@
 #include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/kernel_test_data.h"
 #include "muse/error.h"
 
 namespace muse::kernels {
@@ -53,15 +54,9 @@ int64_t block_of(DType t) {
   return dtype_info(t).block_size;
 }
 
-// Gaussian data with a few outliers, as real weights and activations have.
-std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::uniform_int_distribution<int> pick(0, 63);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = pick(rng) == 0 ? 4.0f * normal(rng) : normal(rng);
-  return v;
-}
+using testing_data::make_matrix;
+using testing_data::Matrix;
+using testing_data::random_values;
 
 std::vector<uint8_t> quantize(const KernelTable& k, DType t, const std::vector<float>& x) {
   const auto n = static_cast<int64_t>(x.size());
@@ -408,26 +403,6 @@ TEST(ActivationQuantizers, SimdMatchesScalar) {
 
 // ---- 4. matmul -------------------------------------------------------------------
 
-struct Matrix {
-  TensorView view;
-  std::vector<uint8_t> bytes;
-  std::vector<float> source;
-};
-
-Matrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  Matrix m;
-  m.source = random_values(rows * cols, seed);
-  m.bytes.resize(row_bytes(t, cols) * static_cast<size_t>(rows));
-  const QuantizeRowFn q = scalar_kernels().quantize_fn(t);
-  for (int64_t r = 0; r < rows; ++r)
-    q(m.source.data() + r * cols, m.bytes.data() + r * row_bytes(t, cols), cols);
-  m.view.type = t;
-  m.view.n_dims = 2;
-  m.view.ne = {cols, rows, 1, 1};
-  m.view.data = m.bytes.data();
-  m.view.nbytes = m.bytes.size();
-  return m;
-}
 
 class Matmul : public testing::TestWithParam<TypeIsa> {};
 
