@@ -169,9 +169,17 @@ int64_t StartedRequest::prompt_tokens() const {
 }
 
 int64_t StartedRequest::cached_prompt_tokens() const {
-  // Per prompt: the best reuse among its choices.
+  // Choices come in groups of equal size, one group per prompt; each prompt counts the
+  // largest reuse among its choices.
+  const size_t prompts = std::max<size_t>(prompt_tokens_per_prompt.size(), 1);
+  const size_t per_prompt = choices.size() / prompts;
   int64_t n = 0;
-  for (const auto& c : choices) n = std::max(n, c->cached_prompt_tokens());
+  for (size_t p = 0; p < prompts; ++p) {
+    int64_t best = 0;
+    for (size_t i = p * per_prompt; i < (p + 1) * per_prompt; ++i)
+      best = std::max(best, choices[i]->cached_prompt_tokens());
+    n += best;
+  }
   return n;
 }
 
@@ -257,41 +265,31 @@ std::unique_ptr<StartedRequest> start_completion(ServedModel& model, const std::
 
 bool drive(StartedRequest& request, const std::function<bool(ChoiceRun&, ChoiceDelta&)>& on_delta) {
   using std::chrono::milliseconds;
+  auto abandon = [&] {
+    for (auto& c : request.choices) c->cancel();
+    return false;
+  };
   for (;;) {
-    bool any_running = false, progressed = false;
+    bool progressed = false;
+    ChoiceRun* first_running = nullptr;
     for (auto& choice : request.choices) {
       if (choice->finished()) continue;
-      any_running = true;
+      if (!first_running) first_running = choice.get();
       // With one choice, block on it; with several, look at each without waiting.
       const milliseconds wait(request.choices.size() == 1 ? 100 : 0);
       std::optional<ChoiceDelta> delta = choice->poll(wait);
       if (!delta) continue;
       progressed = true;
-      if (!delta->empty() && !on_delta(*choice, *delta)) {
-        for (auto& c : request.choices) c->cancel();
-        return false;
-      }
+      if (!delta->empty() && !on_delta(*choice, *delta)) return abandon();
     }
-    if (!any_running) return true;
-    if (!progressed) {
-      // Nothing new anywhere: let the caller check the client, then wait on the first
-      // running choice briefly instead of spinning.
-      ChoiceDelta nothing;
-      if (!on_delta(*request.choices.front(), nothing)) {
-        for (auto& c : request.choices) c->cancel();
-        return false;
-      }
-      for (auto& choice : request.choices) {
-        if (choice->finished()) continue;
-        if (std::optional<ChoiceDelta> d = choice->poll(milliseconds(20))) {
-          if (!d->empty() && !on_delta(*choice, *d)) {
-            for (auto& c : request.choices) c->cancel();
-            return false;
-          }
-        }
-        break;
-      }
-    }
+    if (!first_running) return true;
+    if (progressed) continue;
+    // Nothing new anywhere: let the caller check the client (an empty delta), then wait
+    // on the first running choice briefly instead of spinning.
+    ChoiceDelta nothing;
+    if (!on_delta(*first_running, nothing)) return abandon();
+    if (std::optional<ChoiceDelta> d = first_running->poll(milliseconds(20)))
+      if (!d->empty() && !on_delta(*first_running, *d)) return abandon();
   }
 }
 

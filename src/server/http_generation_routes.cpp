@@ -29,27 +29,23 @@ ServedModel& HttpServer::find_model(const ordered_json& body) {
                  "model", "model_not_found");
 }
 
-void HttpServer::record_finished(const StartedRequest& r, const std::string& endpoint,
-                                 bool abandoned) {
+void HttpServer::record_finished(const StartedRequest& r, bool abandoned) {
   const Labels model = {{"model", r.model->id}};
-  metrics_.add("muse_prompt_tokens_total", double(r.prompt_tokens()), model);
-  metrics_.add("muse_prompt_tokens_cached_total", double(r.cached_prompt_tokens()), model);
-  metrics_.add("muse_generation_tokens_total", double(r.completion_tokens()), model);
-  if (abandoned) metrics_.add("muse_requests_cancelled_total", 1, model);
+  metrics_.add(metric::kPromptTokens, double(r.prompt_tokens()), model);
+  metrics_.add(metric::kCachedTokens, double(r.cached_prompt_tokens()), model);
+  metrics_.add(metric::kGenTokens, double(r.completion_tokens()), model);
+  if (abandoned) metrics_.add(metric::kCancelled, 1, model);
   for (const auto& c : r.choices) {
     if (c->time_to_first_token() >= 0)
-      metrics_.observe("muse_time_to_first_token_seconds", c->time_to_first_token(), model);
-    for (double gap : c->take_inter_token_gaps())
-      metrics_.observe("muse_inter_token_latency_seconds", gap, model);
+      metrics_.observe(metric::kTtft, c->time_to_first_token(), model);
+    for (double gap : c->take_inter_token_gaps()) metrics_.observe(metric::kItl, gap, model);
   }
   metrics_.observe(
-      "muse_request_duration_seconds",
+      metric::kDuration,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - r.start).count(), model);
-  (void)endpoint;
 }
 
-void HttpServer::respond_generation(const std::string& endpoint,
-                                    std::unique_ptr<StartedRequest> started,
+void HttpServer::respond_generation(std::unique_ptr<StartedRequest> started,
                                     const GenerationParams& gen, bool chat,
                                     httplib::Response& res) {
   if (!gen.stream) {
@@ -58,7 +54,7 @@ void HttpServer::respond_generation(const std::string& endpoint,
       results[size_t(c.index())].add(d);
       return true;
     });
-    record_finished(*started, endpoint, false);
+    record_finished(*started, false);
     for (const auto& r : results)
       if (!r.error.empty()) throw ApiError(500, "server_error", "generation failed: " + r.error);
     respond_json(res, 200,
@@ -70,7 +66,7 @@ void HttpServer::respond_generation(const std::string& endpoint,
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
-  res.set_chunked_content_provider("text/event-stream", [this, request, gen, chat, endpoint](
+  res.set_chunked_content_provider("text/event-stream", [this, request, gen, chat](
                                                             size_t, httplib::DataSink& sink) {
     auto send = [&](const std::string& text) { return sink.write(text.data(), text.size()); };
     bool ok = true;
@@ -90,13 +86,13 @@ void HttpServer::respond_generation(const std::string& endpoint,
          });
     if (!error.empty()) {
       // Errors after the stream started travel as an event (the status is already sent).
-      record_finished(*request, endpoint, false);
+      record_finished(*request, false);
       send(sse(ApiError(500, "server_error", "generation failed: " + error).to_json()));
       send("data: [DONE]\n\n");
       sink.done();
       return true;
     }
-    record_finished(*request, endpoint, !ok);
+    record_finished(*request, !ok);
     if (!ok) return false;  // the client is gone; its sequences are cancelled
     if (gen.include_usage)
       send(sse(usage_chunk(*request, chat ? "chat.completion.chunk" : "text_completion")));
@@ -119,13 +115,13 @@ void HttpServer::install_generation_routes() {
           ServedModel& m = find_model(body);
           model_label = m.id;
           auto started = start_chat(m, cr.model, cr);
-          respond_generation(endpoint, std::move(started), cr.gen, true, res);
+          respond_generation(std::move(started), cr.gen, true, res);
         } else {
           CompletionRequest cr = parse_completion_request(body, limits_);
           ServedModel& m = find_model(body);
           model_label = m.id;
           auto started = start_completion(m, cr.model, cr);
-          respond_generation(endpoint, std::move(started), cr.gen, false, res);
+          respond_generation(std::move(started), cr.gen, false, res);
         }
       } catch (const ApiError& e) {
         respond_error(res, e);
@@ -133,7 +129,7 @@ void HttpServer::install_generation_routes() {
         respond_error(res, invalid_request(e.what()));
       }
       metrics_.add(
-          "muse_requests_total", 1,
+          metric::kRequests, 1,
           {{"model", model_label}, {"endpoint", endpoint}, {"status", std::to_string(res.status)}});
     };
   };

@@ -16,18 +16,6 @@ using nlohmann::ordered_json;
 
 namespace {
 
-constexpr const char* kRequests = "muse_requests_total";
-constexpr const char* kRunning = "muse_requests_running";
-constexpr const char* kQueue = "muse_queue_depth";
-constexpr const char* kCancelled = "muse_requests_cancelled_total";
-constexpr const char* kPromptTokens = "muse_prompt_tokens_total";
-constexpr const char* kCachedTokens = "muse_prompt_tokens_cached_total";
-constexpr const char* kGenTokens = "muse_generation_tokens_total";
-constexpr const char* kTtft = "muse_time_to_first_token_seconds";
-constexpr const char* kItl = "muse_inter_token_latency_seconds";
-constexpr const char* kDuration = "muse_request_duration_seconds";
-constexpr const char* kEngineHealthy = "muse_engine_healthy";
-
 ApiError model_not_found(const std::string& name) {
   return ApiError(404, "invalid_request_error",
                   "The model '" + name + "' does not exist or you do not have access to it.",
@@ -42,19 +30,22 @@ HttpServer::HttpServer(const ServeConfig& config, ModelRegistry& models, ApiKeys
   limits_.max_n = config.max_n;
   limits_.max_tokens = config.max_tokens_limit;
   limits_.max_json_depth = config.max_json_depth;
-  metrics_.declare_counter(kRequests, "HTTP requests by model, endpoint and status code.");
-  metrics_.declare_gauge(kRunning, "Requests being generated (sequences in the engine).");
-  metrics_.declare_gauge(kQueue, "Requests waiting for a sequence slot.");
-  metrics_.declare_counter(kCancelled, "Requests abandoned by their client before the end.");
-  metrics_.declare_counter(kPromptTokens, "Prompt tokens of finished requests.");
-  metrics_.declare_counter(kCachedTokens, "Prompt tokens reused from the prefix cache.");
-  metrics_.declare_counter(kGenTokens, "Generated tokens.");
+  metrics_.declare_counter(metric::kRequests, "HTTP requests by model, endpoint and status code.");
+  metrics_.declare_gauge(metric::kRunning, "Requests being generated (sequences in the engine).");
+  metrics_.declare_gauge(metric::kQueue, "Requests waiting for a sequence slot.");
+  metrics_.declare_counter(metric::kCancelled,
+                           "Requests abandoned by their client before the end.");
+  metrics_.declare_counter(metric::kPromptTokens, "Prompt tokens of finished requests.");
+  metrics_.declare_counter(metric::kCachedTokens, "Prompt tokens reused from the prefix cache.");
+  metrics_.declare_counter(metric::kGenTokens, "Generated tokens.");
   const std::vector<double> latency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                        1,     2.5,  5,     10,   30,  60};
-  metrics_.declare_histogram(kTtft, "Time from request arrival to its first token.", latency);
-  metrics_.declare_histogram(kItl, "Time between successive tokens of a request.", latency);
-  metrics_.declare_histogram(kDuration, "Time from request arrival to its last token.", latency);
-  metrics_.declare_gauge(kEngineHealthy, "1 when the model's engine loop is alive.");
+  metrics_.declare_histogram(metric::kTtft, "Time from request arrival to its first token.",
+                             latency);
+  metrics_.declare_histogram(metric::kItl, "Time between successive tokens of a request.", latency);
+  metrics_.declare_histogram(metric::kDuration, "Time from request arrival to its last token.",
+                             latency);
+  metrics_.declare_gauge(metric::kEngineHealthy, "1 when the model's engine loop is alive.");
   install_routes();
 }
 
@@ -83,9 +74,9 @@ void HttpServer::refresh_gauges() {
   for (const auto& m : models_.models()) {
     const EngineStats s = m->engine->stats();
     const Labels l = {{"model", m->id}};
-    metrics_.set(kRunning, double(s.running), l);
-    metrics_.set(kQueue, double(s.waiting), l);
-    metrics_.set(kEngineHealthy, m->engine->healthy() ? 1 : 0, l);
+    metrics_.set(metric::kRunning, double(s.running), l);
+    metrics_.set(metric::kQueue, double(s.waiting), l);
+    metrics_.set(metric::kEngineHealthy, m->engine->healthy() ? 1 : 0, l);
   }
 }
 
@@ -114,7 +105,7 @@ void HttpServer::install_routes() {
                                               "'Authorization: Bearer YOUR_KEY'."
                                             : "Incorrect API key provided.",
                                 "", "invalid_api_key"));
-    metrics_.add(kRequests, 1, {{"model", ""}, {"endpoint", req.path}, {"status", "401"}});
+    metrics_.add(metric::kRequests, 1, {{"model", ""}, {"endpoint", req.path}, {"status", "401"}});
     return httplib::Server::HandlerResponse::Handled;
   });
 

@@ -46,9 +46,9 @@ class HttpServer {
   // The model a request names; with a single model served, an empty name means it.
   ServedModel& find_model(const nlohmann::ordered_json& body);
   // Runs a chat or completion request to the response (JSON or an event stream).
-  void respond_generation(const std::string& endpoint, std::unique_ptr<StartedRequest> started,
-                          const GenerationParams& gen, bool chat, httplib::Response& res);
-  void record_finished(const StartedRequest& request, const std::string& endpoint, bool abandoned);
+  void respond_generation(std::unique_ptr<StartedRequest> started, const GenerationParams& gen,
+                          bool chat, httplib::Response& res);
+  void record_finished(const StartedRequest& request, bool abandoned);
 
   ServeConfig config_;
   ModelRegistry& models_;

@@ -7,6 +7,21 @@
 
 namespace muse::server {
 
+// Metric names (the contract of GET /metrics; docs/server.md lists them).
+namespace metric {
+inline constexpr const char* kRequests = "muse_requests_total";
+inline constexpr const char* kRunning = "muse_requests_running";
+inline constexpr const char* kQueue = "muse_queue_depth";
+inline constexpr const char* kCancelled = "muse_requests_cancelled_total";
+inline constexpr const char* kPromptTokens = "muse_prompt_tokens_total";
+inline constexpr const char* kCachedTokens = "muse_prompt_tokens_cached_total";
+inline constexpr const char* kGenTokens = "muse_generation_tokens_total";
+inline constexpr const char* kTtft = "muse_time_to_first_token_seconds";
+inline constexpr const char* kItl = "muse_inter_token_latency_seconds";
+inline constexpr const char* kDuration = "muse_request_duration_seconds";
+inline constexpr const char* kEngineHealthy = "muse_engine_healthy";
+}  // namespace metric
+
 inline void respond_json(httplib::Response& res, int status, const nlohmann::ordered_json& j) {
   res.status = status;
   res.set_content(dump_json(j), "application/json");
