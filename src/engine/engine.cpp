@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/schedule_policy.h"
+#include "model/media_prompt.h"
 
 namespace muse {
 
@@ -107,16 +108,57 @@ void GenerationStream::cancel() {
 
 namespace {
 
+// What the decoder sees of a prompt beyond its ids: per position, the identity of
+// its input (the cache key: the token id, or for a media row a negative value
+// derived from the media hash and the row), the media row replacing its
+// embedding, and its rotary position.
+struct PromptInputs {
+  std::vector<int32_t> keys;
+  std::vector<const float*> rows;  // empty: text only
+  PromptPositions positions;       // rows empty: sequential
+};
+
+int32_t media_key(uint64_t hash, int64_t row) {
+  uint64_t h = hash ^ (static_cast<uint64_t>(row) + 0x9E3779B97F4A7C15ull);
+  h ^= h >> 31;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 29;
+  return -1 - static_cast<int32_t>(h & 0x3FFFFFFF);
+}
+
+PromptInputs prompt_inputs(const ModelConfig& c, const GenerationRequest& r) {
+  PromptInputs in;
+  in.keys = r.prompt;
+  std::vector<MediaSpan> spans;
+  for (const PromptMedia& m : r.media) {
+    MUSE_CHECK(m.rows && static_cast<int64_t>(m.rows->size()) == m.n_tokens * c.n_embd,
+               "media rows do not match their token count and the model width");
+    spans.push_back({m.start, m.n_tokens, m.rows->data(), m.grid_h, m.grid_w});
+  }
+  validate_media_spans(c, r.prompt, spans);
+  in.positions = prompt_rope_positions(c, r.prompt, spans);
+  if (!spans.empty()) in.rows.assign(r.prompt.size(), nullptr);
+  for (size_t i = 0; i < spans.size(); ++i)
+    for (int64_t k = 0; k < spans[i].n_tokens; ++k) {
+      const auto p = static_cast<size_t>(spans[i].start + k);
+      in.keys[p] = media_key(r.media[i].hash, k);
+      in.rows[p] = spans[i].rows + k * c.n_embd;
+    }
+  return in;
+}
+
 // A request waiting for a slot.
 struct Pending {
   GenerationRequest request;
   std::shared_ptr<GenerationStream> stream;
+  PromptInputs inputs;
 };
 
 // A request running in a slot. Touched only by the loop thread.
 struct Sequence {
   GenerationRequest request;
   std::shared_ptr<GenerationStream> stream;
+  PromptInputs inputs;
   Sampler sampler;
   uint64_t arrival = 0;
   size_t prompt_done = 0;  // prompt tokens in the KV cache
@@ -126,10 +168,27 @@ struct Sequence {
   Sequence(Pending p, int32_t n_vocab, uint64_t arrival_order)
       : request(std::move(p.request)),
         stream(std::move(p.stream)),
+        inputs(std::move(p.inputs)),
         sampler(request.sampling, n_vocab),
         arrival(arrival_order) {}
   int64_t prompt_remaining() const {
     return static_cast<int64_t>(request.prompt.size() - prompt_done);
+  }
+  // The decoder input of cache position `pos` (a prompt position or a generated token).
+  BatchItem item(int32_t token, int32_t pos, int32_t slot, bool logits) const {
+    BatchItem it{token, pos, slot, logits};
+    const auto& P = inputs.positions;
+    if (P.rows.empty()) return it;
+    it.rope_explicit = true;
+    const auto n = static_cast<int32_t>(request.prompt.size());
+    if (pos < n) {
+      std::copy(P.rows[static_cast<size_t>(pos)].begin(), P.rows[static_cast<size_t>(pos)].end(),
+                it.rope_pos);
+      if (!inputs.rows.empty()) it.embedding = inputs.rows[static_cast<size_t>(pos)];
+    } else {
+      it.rope_pos[0] = it.rope_pos[1] = it.rope_pos[2] = P.next + (pos - n);
+    }
+    return it;
   }
 };
 
@@ -265,7 +324,7 @@ void Engine::Impl::admit(std::vector<Pending> admitted) {
     views.push_back(
         {static_cast<int32_t>(i), slots[i].seq != nullptr, slots[i].tokens, slots[i].last_used});
   std::vector<std::span<const int32_t>> prompts;
-  for (const Pending& p : admitted) prompts.emplace_back(p.request.prompt);
+  for (const Pending& p : admitted) prompts.emplace_back(p.inputs.keys);
   const std::vector<SlotChoice> choices = policy.plan_admissions(prompts, views);
   for (size_t i = 0; i < admitted.size(); ++i) {
     auto stream = admitted[i].stream;
@@ -330,11 +389,11 @@ void Engine::Impl::step() {
       for (int64_t j = 0; j < n; ++j) {
         const size_t p = seq.prompt_done + static_cast<size_t>(j);
         const bool last = p + 1 == seq.request.prompt.size();
-        items.push_back({seq.request.prompt[p], pos++, id, last});
+        items.push_back(seq.item(seq.request.prompt[p], pos++, id, last));
         if (last) with_logits.push_back(id);
       }
     } else {
-      items.push_back({seq.generated.back(), pos, id, true});
+      items.push_back(seq.item(seq.generated.back(), pos, id, true));
       with_logits.push_back(id);
     }
   }
@@ -359,8 +418,9 @@ void Engine::Impl::step() {
   uint64_t prompt_processed = 0;
   for (const BatchItem& it : items) {
     Slot& slot = slots[static_cast<size_t>(it.seq)];
-    slot.tokens.push_back(it.token);
     Sequence& seq = *slot.seq;
+    const size_t at = slot.tokens.size();
+    slot.tokens.push_back(at < seq.inputs.keys.size() ? seq.inputs.keys[at] : it.token);
     if (seq.prompt_done < seq.request.prompt.size()) {
       ++seq.prompt_done;
       ++prompt_processed;
@@ -477,6 +537,7 @@ std::shared_ptr<GenerationStream> Engine::submit(GenerationRequest request) {
              "top_logprobs must be between 0 and ", kMaxTopLogprobs, ", not ",
              request.top_logprobs);
   validate_sampling_params(request.sampling, n_vocab);
+  PromptInputs inputs = prompt_inputs(impl_->model->config(), request);
 
   auto shared = std::make_shared<GenerationStream::Shared>();
   shared->prompt_tokens = static_cast<int64_t>(request.prompt.size());
@@ -486,7 +547,7 @@ std::shared_ptr<GenerationStream> Engine::submit(GenerationRequest request) {
     if (impl_->stopping) throw QueueFullError("the engine is shutting down");
     if (static_cast<int64_t>(impl_->waiting.size()) >= o.max_queue)
       throw QueueFullError(str_cat("the request queue is full (", o.max_queue, " waiting)"));
-    impl_->waiting.push_back({std::move(request), stream});
+    impl_->waiting.push_back({std::move(request), stream, std::move(inputs)});
   }
   impl_->wake.notify_all();
   return stream;

@@ -39,8 +39,21 @@ struct EngineOptions {
   std::vector<int32_t> eog_ids;  // tokens that end generation (not delivered as output)
 };
 
+// An image or audio clip in a prompt: its encoder rows replace the input rows of
+// prompt positions [start, start + n_tokens) (which hold the placeholder id).
+struct PromptMedia {
+  int64_t start = 0;
+  int64_t n_tokens = 0;
+  std::shared_ptr<const std::vector<float>> rows;  // [n_tokens][n_embd]
+  int64_t grid_h = 0, grid_w = 0;  // merged image grid (M-RoPE positions); 0 for audio
+  // Content identity: equal hashes promise equal rows. Prefix reuse between
+  // requests compares these, since the placeholder ids alone are all alike.
+  uint64_t hash = 0;
+};
+
 struct GenerationRequest {
   std::vector<int32_t> prompt;  // non-empty, ids in the vocabulary
+  std::vector<PromptMedia> media;  // in prompt order, non-overlapping
   SamplingParams sampling;
   int64_t max_tokens = 16;  // > 0; generation also ends when the context is full
   // Optional: restricts each step's tokens (grammar); owned by this request.

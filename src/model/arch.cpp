@@ -5,11 +5,13 @@
 namespace muse {
 
 // The one list of supported text architectures.
-extern const ArchSpec kArchLlama, kArchQwen2, kArchQwen3, kArchGemma3, kArchMuseGlimmer;
+extern const ArchSpec kArchLlama, kArchQwen2, kArchQwen3, kArchGemma3, kArchMuseGlimmer,
+    kArchQwen2VL, kArchQwen25Omni;
 
 const std::vector<const ArchSpec*>& all_archs() {
-  static const std::vector<const ArchSpec*> archs = {&kArchLlama, &kArchQwen2, &kArchQwen3,
-                                                     &kArchGemma3, &kArchMuseGlimmer};
+  static const std::vector<const ArchSpec*> archs = {
+      &kArchLlama,       &kArchQwen2,   &kArchQwen3,     &kArchGemma3,
+      &kArchMuseGlimmer, &kArchQwen2VL, &kArchQwen25Omni};
   return archs;
 }
 

@@ -54,6 +54,19 @@ ModelConfig hf_common_config(const nlohmann::json& j, const std::string& arch) {
   return c;
 }
 
+const std::vector<std::pair<const char*, int32_t MediaTokenIds::*>>& media_token_keys() {
+  using M = MediaTokenIds;
+  static const std::vector<std::pair<const char*, int32_t M::*>> keys = {
+      {"image_token_id", &M::image},
+      {"audio_token_id", &M::audio},
+      {"video_token_id", &M::video},
+      {"vision_start_token_id", &M::vision_start},
+      {"vision_end_token_id", &M::vision_end},
+      {"audio_start_token_id", &M::audio_start},
+      {"audio_end_token_id", &M::audio_end}};
+  return keys;
+}
+
 ModelConfig gguf_common_config(const GgufFile& f, const std::string& arch) {
   ModelConfig c;
   c.arch = arch;
@@ -73,6 +86,8 @@ ModelConfig gguf_common_config(const GgufFile& f, const std::string& arch) {
   const float base = static_cast<float>(f.get_float_or(p + "rope.freq_base", 10000.0));
   MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 4096, f.path(), ": bad ", p, "block_count ", c.n_layer);
   c.layers.assign(static_cast<size_t>(c.n_layer), LayerConfig{false, true, base});
+  for (const auto& [key, member] : media_token_keys())
+    c.media_tokens.*member = static_cast<int32_t>(f.get_int_or(p + "media." + key, -1));
   // Vocabulary size: explicit key, else the tokenizer's token list, else the embedding rows.
   if (const auto* v = f.find(p + "vocab_size")) {
     c.n_vocab = v->as_i64();
@@ -100,11 +115,16 @@ void gguf_write_common(const ModelConfig& c, GgufWriter& w) {
   w.set(p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
   w.set(p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(c.n_vocab)));
   w.set(p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.rope_dim)));
+  // Media placeholder ids (Muse's own keys: llama.cpp finds them by token text,
+  // which a file without a vocabulary cannot offer).
+  for (const auto& [key, member] : media_token_keys())
+    if (c.media_tokens.*member >= 0)
+      w.set(p + "media." + key, GgufValue::i32(c.media_tokens.*member));
 }
 
 bool config_untied(const ModelConfig& c) { return !c.tied_embeddings; }
 
-std::vector<TensorSpec> llama_like_tensors(const std::string& hf) {
+std::vector<TensorSpec> llama_like_tensors(const std::string& hf, const std::string& lm_head) {
   using L = LayerWeights;
   using D = DecoderWeights;
   const std::string b = hf + "layers.{}.";
@@ -112,7 +132,7 @@ std::vector<TensorSpec> llama_like_tensors(const std::string& hf) {
   return {
       {nullptr, &D::tok_embd, "token_embd.weight", hf + "embed_tokens.weight", nullptr},
       {nullptr, &D::output_norm, "output_norm.weight", hf + "norm.weight", nullptr},
-      {nullptr, &D::output, "output.weight", "lm_head.weight", config_untied},
+      {nullptr, &D::output, "output.weight", lm_head, config_untied},
       {&L::attn_norm, nullptr, "blk.{}.attn_norm.weight", b + "input_layernorm.weight", nullptr},
       {&L::wq, nullptr, "blk.{}.attn_q.weight", b + "self_attn.q_proj.weight", nullptr},
       {&L::wk, nullptr, "blk.{}.attn_k.weight", b + "self_attn.k_proj.weight", nullptr},

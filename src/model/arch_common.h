@@ -15,6 +15,8 @@ ModelConfig hf_common_config(const nlohmann::json& j, const std::string& arch);
 // Reads "<arch>.*" keys common to all decoders.
 ModelConfig gguf_common_config(const GgufFile& f, const std::string& arch);
 void gguf_write_common(const ModelConfig& c, GgufWriter& w);
+// GGUF key suffixes ("<arch>.media.<key>") of the media placeholder ids.
+const std::vector<std::pair<const char*, int32_t MediaTokenIds::*>>& media_token_keys();
 
 // The rope base of an HF config: rope_parameters.rope_theta, or the legacy
 // top-level rope_theta, or `fallback`.
@@ -23,7 +25,8 @@ float hf_rope_theta(const nlohmann::json& params_or_config, float fallback);
 // Tensor specs of a Llama-style decoder with the given HF name prefix of the text
 // model ("model." for most, "model.language_model." for multimodal wrappers) and
 // HF name of the output head ("lm_head.weight").
-std::vector<TensorSpec> llama_like_tensors(const std::string& hf_prefix);
+std::vector<TensorSpec> llama_like_tensors(const std::string& hf_prefix,
+                                           const std::string& lm_head = "lm_head.weight");
 
 // Tensor specs of a Gemma-style decoder (norms before and after attention and
 // FFN, stored by Hugging Face as w - 1); `final_norm` is the transform of the

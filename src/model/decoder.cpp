@@ -236,7 +236,9 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
     for (int64_t i = b; i < e; ++i) {
       float* row = &x_[static_cast<size_t>(i * E)];
       const BatchItem& it = items[static_cast<size_t>(i)];
-      if (embed_from_output_) {
+      if (it.embedding) {
+        std::copy(it.embedding, it.embedding + E, row);
+      } else if (embed_from_output_) {
         // Tied embeddings: the row comes from the packed output matrix, so the
         // mapped table is never touched again after packing.
         thread_local std::vector<uint8_t> bytes;
@@ -246,14 +248,31 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
       } else {
         k::dequantize_row(W.tok_embd, it.token, row);
       }
-      if (c.embed_scale != 1.0f) k::scale_inplace(row, c.embed_scale, E);
-      if (c.embed_norm) k::rms_norm(row, nullptr, row, E, c.norm_eps);
+      if (!it.embedding) {
+        if (c.embed_scale != 1.0f) k::scale_inplace(row, c.embed_scale, E);
+        if (c.embed_norm) k::rms_norm(row, nullptr, row, E, c.norm_eps);
+      }
       // Rotary angles of this token, once per distinct frequency table.
+      const int32_t p0 = it.rope_explicit ? it.rope_pos[0] : it.pos;
       for (size_t t = 0; t < rope_inv_freq_.size(); ++t) {
         const size_t off = (t * static_cast<size_t>(opt_.n_batch) + static_cast<size_t>(i)) *
                            static_cast<size_t>(half);
-        k::rope_cos_sin(static_cast<float>(it.pos), rope_inv_freq_[t].data(), half, &rope_cos_[off],
-                        &rope_sin_[off]);
+        if (c.mrope_sections.empty()) {
+          k::rope_cos_sin(static_cast<float>(p0), rope_inv_freq_[t].data(), half, &rope_cos_[off],
+                          &rope_sin_[off]);
+          continue;
+        }
+        // M-RoPE: each section of frequency pairs rotates by its own position row
+        // (all rows equal `pos` for a text token without explicit positions).
+        int64_t begin = 0;
+        for (size_t sec = 0; sec < 3; ++sec) {
+          const int64_t len = c.mrope_sections[sec];
+          const int32_t p = it.rope_explicit ? it.rope_pos[sec] : it.pos;
+          k::rope_cos_sin(static_cast<float>(p), rope_inv_freq_[t].data() + begin, len,
+                          &rope_cos_[off + static_cast<size_t>(begin)],
+                          &rope_sin_[off + static_cast<size_t>(begin)]);
+          begin += len;
+        }
       }
     }
   });

@@ -31,6 +31,15 @@ struct BatchItem {
   int32_t pos = 0;  // must equal the sequence's cached length when processed
   int32_t seq = 0;
   bool logits = false;  // return logits for this item
+  // Multimodal input: when set, this row (n_embd floats, alive until forward()
+  // returns) is the item's input embedding instead of the token's; `token` is then
+  // the media placeholder id. Embedding scale/normalisation are not applied to it.
+  const float* embedding = nullptr;
+  // Rotary position rows: with rope_explicit, the rotation uses rope_pos (t, h, w
+  // for M-RoPE models; rope_pos[0] for 1-D rope) instead of `pos`. Positions of
+  // media spans advance differently from cache slots (Qwen2.5-Omni images).
+  bool rope_explicit = false;
+  int32_t rope_pos[3] = {0, 0, 0};
 };
 
 // What a Decoder holds in memory, in bytes (all allocated by its constructor).

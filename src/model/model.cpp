@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -175,7 +176,39 @@ void Model::load_hf(const std::string& dir) {
   }
 }
 
+namespace {
+
+// llama.cpp finds a GGUF model's media markers by their token text; so do we, for
+// ids that neither the config nor Muse's own keys named.
+void media_tokens_from_vocabulary(const GgufFile& f, MediaTokenIds& m) {
+  const GgufValue* tokens = f.find("tokenizer.ggml.tokens");
+  if (!tokens || tokens->array_type() != GgufType::STRING) return;
+  using M = MediaTokenIds;
+  static const std::vector<std::pair<int32_t M::*, std::vector<std::string>>> names = {
+      {&M::image, {"<|IMAGE|>", "<|image_pad|>"}},
+      {&M::audio, {"<|AUDIO|>"}},
+      {&M::video, {"<|VIDEO|>", "<|video_pad|>"}},
+      {&M::vision_start, {"<|vision_bos|>", "<|vision_start|>"}},
+      {&M::vision_end, {"<|vision_eos|>", "<|vision_end|>"}},
+      {&M::audio_start, {"<|audio_bos|>"}},
+      {&M::audio_end, {"<|audio_eos|>"}}};
+  const auto& vocab = tokens->as_strings();
+  for (const auto& [member, texts] : names) {
+    if (m.*member >= 0) continue;
+    for (const auto& text : texts) {
+      auto it = std::find(vocab.begin(), vocab.end(), text);
+      if (it != vocab.end()) {
+        m.*member = static_cast<int32_t>(it - vocab.begin());
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void Model::finish() {
+  if (gguf_) media_tokens_from_vocabulary(*gguf_, config_.media_tokens);
   if (config_.tied_embeddings) weights_.output = weights_.tok_embd;
   const auto& k = kernels::best_kernels();
   for (const auto& t : tensors_) {

@@ -42,6 +42,16 @@ void ModelConfig::validate() const {
     if (l.sliding) MUSE_CHECK(sliding_window > 0, arch, ": sliding layer without a window size");
   }
   MUSE_CHECK(std::isfinite(norm_eps) && norm_eps >= 0, arch, ": invalid norm epsilon");
+  if (!mrope_sections.empty()) {
+    int64_t sum = 0;
+    for (int64_t s : mrope_sections) {
+      MUSE_CHECK(s >= 0 && s <= rope_dim, arch, ": M-RoPE section ", s, " is invalid");
+      sum += s;
+    }
+    MUSE_CHECK(mrope_sections.size() == 3 && sum == rope_dim / 2, arch,
+               ": M-RoPE sections must be three counts of frequency pairs summing to ",
+               rope_dim / 2);
+  }
 }
 
 std::vector<float> rope_inv_freq(const ModelConfig& c, const LayerConfig& layer) {

@@ -24,6 +24,12 @@ struct LayerConfig {
   float rope_freq_scale = 1.0f;  // linear rope scaling: frequencies multiplied by this
 };
 
+// Token ids that mark media in a multimodal prompt (-1: the model has none).
+struct MediaTokenIds {
+  int32_t image = -1, audio = -1, video = -1;  // placeholders, one per embedding row
+  int32_t vision_start = -1, vision_end = -1, audio_start = -1, audio_end = -1;
+};
+
 struct ModelConfig {
   std::string arch;  // GGUF architecture name: llama, qwen2, qwen3, gemma3, muse-glimmer
   int64_t n_vocab = 0;
@@ -43,6 +49,11 @@ struct ModelConfig {
   std::vector<float> rope_freq_factors;    // per pair divisor of the frequency (Llama 3); empty = none
   int64_t sliding_window = 0;              // tokens a sliding layer sees, itself included
   std::vector<LayerConfig> layers;
+  // Multimodal rotary embedding (Qwen2-VL / Qwen2.5-Omni M-RoPE): frequency pairs
+  // [0, s0) rotate by the token's t position, the next s1 pairs by h, the next s2
+  // by w. Empty: ordinary 1-D rope.
+  std::vector<int64_t> mrope_sections;
+  MediaTokenIds media_tokens;
 
   bool qkv_bias = false;          // q/k/v projections have biases (Qwen2)
   bool qk_norm = false;           // per-head RMSNorm of q and k with weights (Qwen3, Gemma 3)
