@@ -3,22 +3,31 @@
 #include "cli/commands.h"
 #include "core/read_file.h"
 #include "model/convert.h"
+#include "model/mmproj_writer.h"
 #include "model/random_model.h"
 
 namespace muse::cli {
 
 Runner add_convert(CLI::App& app) {
-  struct Opts { std::string in, out, type = "f16"; };
+  struct Opts { std::string in, out, type = "f16", mmproj, mmproj_type = "f16"; };
   auto o = std::make_shared<Opts>();
   app.add_option("hf_dir", o->in, "Hugging Face model directory")->required();
   app.add_option("-o,--output", o->out, "Output GGUF file")->required();
   app.add_option("--type", o->type, "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k|q4_k_m");
+  app.add_option("--mmproj", o->mmproj,
+                 "Also write the image/audio encoders to this mmproj GGUF (multimodal models)");
+  app.add_option("--mmproj-type", o->mmproj_type, "Encoder weight type: f32|f16|bf16|q8_0");
   return [o] {
     const QuantTarget target = parse_quant_target(o->type);
     auto model = Model::load(o->in);
     write_gguf(*model, o->out, target);
     std::fprintf(stderr, "wrote %s (%s, %s)\n", o->out.c_str(), model->config().arch.c_str(),
                  target.name.c_str());
+    if (!o->mmproj.empty()) {
+      const QuantTarget enc = parse_quant_target(o->mmproj_type);
+      write_mmproj(o->in, o->mmproj, enc.base);
+      std::fprintf(stderr, "wrote %s (encoders, %s)\n", o->mmproj.c_str(), enc.name.c_str());
+    }
     return 0;
   };
 }

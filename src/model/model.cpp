@@ -185,7 +185,7 @@ void media_tokens_from_vocabulary(const GgufFile& f, MediaTokenIds& m) {
   if (!tokens || tokens->array_type() != GgufType::STRING) return;
   using M = MediaTokenIds;
   static const std::vector<std::pair<int32_t M::*, std::vector<std::string>>> names = {
-      {&M::image, {"<|IMAGE|>", "<|image_pad|>"}},
+      {&M::image, {"<|IMAGE|>", "<|image_pad|>", "<|patch|>"}},
       {&M::audio, {"<|AUDIO|>"}},
       {&M::video, {"<|VIDEO|>", "<|video_pad|>"}},
       {&M::vision_start, {"<|vision_bos|>", "<|vision_start|>"}},

@@ -168,3 +168,56 @@ TEST(GlimmerGolden, LogitsFromReferenceEmbeddings) {
 
 }  // namespace
 }  // namespace muse
+
+namespace muse {
+namespace {
+
+// The command-line path from processor outputs, once from the Hugging Face
+// directory and once after `muse convert --mmproj` (f32 text GGUF + f32 mmproj).
+struct CliCase {
+  const char* name;
+  std::vector<std::string> embeds;  // intermediate outputs the golden holds
+  bool positions;                   // golden position_ids (M-RoPE models)
+};
+
+class MultimodalCli : public ::testing::TestWithParam<CliCase> {};
+
+void check_outputs(const CliCase& c, const std::string& out) {
+  const std::string ref = golden(c.name) + "/outputs.safetensors";
+  const double logits = max_abs_diff(read<float>(out, "logits"), read<float>(ref, "logits"));
+  EXPECT_LE(logits, 1e-3) << out;
+  std::printf("%s: logits max abs error %.3g\n", out.c_str(), logits);
+  for (const auto& key : c.embeds) {
+    const double e = max_abs_diff(read<float>(out, key), read<float>(ref, key));
+    EXPECT_LE(e, 1e-3) << out << " " << key;
+    std::printf("%s: %s max abs error %.3g\n", out.c_str(), key.c_str(), e);
+  }
+  if (c.positions)
+    EXPECT_EQ(read<int32_t>(out, "position_ids"), read<int32_t>(ref, "position_ids"));
+}
+
+TEST_P(MultimodalCli, HuggingFaceDirectoryAndGgufPair) {
+  const CliCase& c = GetParam();
+  const std::string muse = std::string(MUSE_BIN_DIR) + "/muse";
+  const std::string d = golden(c.name), in = d + "/inputs.safetensors";
+  const std::string base = tmp_path(std::string("mm-") + c.name);
+  const std::string hf_cmd =
+      muse + " debug logits -m " + d + " --inputs " + in + " --out " + base + "-hf.safetensors";
+  ASSERT_EQ(std::system(hf_cmd.c_str()), 0) << hf_cmd;
+  check_outputs(c, base + "-hf.safetensors");
+  const std::string convert = muse + " convert " + d + " -o " + base + ".gguf --type f32 --mmproj " +
+                              base + "-mmproj.gguf --mmproj-type f32";
+  ASSERT_EQ(std::system(convert.c_str()), 0) << convert;
+  const std::string gguf_cmd = muse + " debug logits -m " + base + ".gguf --mmproj " + base +
+                               "-mmproj.gguf --inputs " + in + " --out " + base + "-gguf.safetensors";
+  ASSERT_EQ(std::system(gguf_cmd.c_str()), 0) << gguf_cmd;
+  check_outputs(c, base + "-gguf.safetensors");
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, MultimodalCli,
+                         ::testing::Values(CliCase{"qwen25omni", {"image_embeds", "audio_embeds"}, true},
+                                           CliCase{"muse_glimmer", {"image_embeds"}, false}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace muse

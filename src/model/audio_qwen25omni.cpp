@@ -1,0 +1,234 @@
+#include "model/audio_qwen25omni.h"
+
+#include <cmath>
+
+#include "model/encoder_ops.h"
+#include "muse/error.h"
+
+namespace muse {
+namespace {
+
+template <typename T>
+T json_or(const nlohmann::json& j, const char* key, T def) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
+  try {
+    return j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(str_cat("audio config: key '", key, "' has the wrong type"));
+  }
+}
+
+struct AudioLayerWeights {
+  TensorView ln1_w, ln1_b, ln2_w, ln2_b;
+  TensorView wq, bq, wk, wv, bv, wo, bo;
+  TensorView up, bup, down, bdown;
+};
+
+constexpr int64_t kConvWidth = 3;
+
+class Qwen25AudioEncoder final : public AudioEncoder {
+ public:
+  Qwen25AudioEncoder(std::shared_ptr<const EncoderWeights> weights, Qwen25AudioConfig config)
+      : weights_(std::move(weights)), cfg_(std::move(config)) {
+    const EncoderWeights& w = *weights_;
+    const int64_t d = cfg_.n_embd, n_mel = cfg_.processor.n_mel;
+    MUSE_CHECK(d > 0 && cfg_.n_head > 0 && d % cfg_.n_head == 0, w.path(), ": audio width ", d,
+               " does not split into ", cfg_.n_head, " heads");
+    MUSE_CHECK(n_mel > 0 && cfg_.n_window > 0 && cfg_.n_window <= cfg_.max_positions, w.path(),
+               ": bad audio mel count / window");
+    conv1_ = w.conv1d("a.conv1d.1.weight", "audio_tower.conv1.weight", kConvWidth, n_mel, d);
+    conv1_b_ = w.vector("a.conv1d.1.bias", "audio_tower.conv1.bias", d);
+    conv2_ = w.conv1d("a.conv1d.2.weight", "audio_tower.conv2.weight", kConvWidth, d, d);
+    conv2_b_ = w.vector("a.conv1d.2.bias", "audio_tower.conv2.bias", d);
+    n_ff_ = w.shape("a.blk.0.ffn_up.weight", "audio_tower.layers.0.fc1.weight").back();
+    for (int64_t il = 0; il < cfg_.n_layer; ++il) {
+      const std::string g = str_cat("a.blk.", il, ".");
+      const std::string h = str_cat("audio_tower.layers.", il, ".");
+      AudioLayerWeights l;
+      l.ln1_w = w.vector(g + "ln1.weight", h + "self_attn_layer_norm.weight", d);
+      l.ln1_b = w.vector(g + "ln1.bias", h + "self_attn_layer_norm.bias", d);
+      l.ln2_w = w.vector(g + "ln2.weight", h + "final_layer_norm.weight", d);
+      l.ln2_b = w.vector(g + "ln2.bias", h + "final_layer_norm.bias", d);
+      l.wq = w.matrix(g + "attn_q.weight", h + "self_attn.q_proj.weight", d, d);
+      l.bq = w.vector(g + "attn_q.bias", h + "self_attn.q_proj.bias", d);
+      l.wk = w.matrix(g + "attn_k.weight", h + "self_attn.k_proj.weight", d, d);
+      l.wv = w.matrix(g + "attn_v.weight", h + "self_attn.v_proj.weight", d, d);
+      l.bv = w.vector(g + "attn_v.bias", h + "self_attn.v_proj.bias", d);
+      l.wo = w.matrix(g + "attn_out.weight", h + "self_attn.out_proj.weight", d, d);
+      l.bo = w.vector(g + "attn_out.bias", h + "self_attn.out_proj.bias", d);
+      l.up = w.matrix(g + "ffn_up.weight", h + "fc1.weight", d, n_ff_);
+      l.bup = w.vector(g + "ffn_up.bias", h + "fc1.bias", n_ff_);
+      l.down = w.matrix(g + "ffn_down.weight", h + "fc2.weight", n_ff_, d);
+      l.bdown = w.vector(g + "ffn_down.bias", h + "fc2.bias", d);
+      layers_.push_back(l);
+    }
+    post_w_ = w.vector("a.post_ln.weight", "audio_tower.ln_post.weight", d);
+    post_b_ = w.vector("a.post_ln.bias", "audio_tower.ln_post.bias", d);
+    const std::vector<int64_t> proj_shape = w.shape("mm.a.fc.weight", "audio_tower.proj.weight");
+    MUSE_CHECK(proj_shape.size() == 2, w.path(), ": audio projection is not a matrix");
+    if (cfg_.out_dim == 0) cfg_.out_dim = proj_shape[1];
+    proj_ = w.matrix("mm.a.fc.weight", "audio_tower.proj.weight", d, cfg_.out_dim);
+    proj_b_ = w.vector("mm.a.fc.bias", "audio_tower.proj.bias", cfg_.out_dim);
+
+    // Positions restart every chunk, so only the first n_window rows are used.
+    if (w.has("a.position_embd.weight", "audio_tower.embed_positions.weight")) {
+      const std::vector<int64_t> shape =
+          w.shape("a.position_embd.weight", "audio_tower.embed_positions.weight");
+      MUSE_CHECK(shape.size() == 2 && shape[0] == d && shape[1] >= cfg_.n_window, w.path(),
+                 ": audio position table must be [", d, ", >= ", cfg_.n_window, "]");
+      const TensorView pe =
+          w.tensor("a.position_embd.weight", "audio_tower.embed_positions.weight", shape);
+      std::vector<float> all = tensor_to_f32(pe);
+      positions_.assign(all.begin(), all.begin() + cfg_.n_window * d);
+    } else {
+      positions_ = enc::sinusoid_positions(cfg_.n_window, d);
+    }
+  }
+
+  const AudioProcessorSpec& processor() const override { return cfg_.processor; }
+  int64_t n_embd_out() const override { return cfg_.out_dim; }
+  int64_t n_tokens(int64_t n_frames) const override { return qwen25_audio_tokens(n_frames); }
+  std::vector<float> encode(const AudioFeatures& audio, ThreadPool& pool) const override;
+
+ private:
+  std::shared_ptr<const EncoderWeights> weights_;
+  Qwen25AudioConfig cfg_;
+  int64_t n_ff_ = 0;
+  TensorView conv1_, conv1_b_, conv2_, conv2_b_, post_w_, post_b_, proj_, proj_b_;
+  std::vector<AudioLayerWeights> layers_;
+  std::vector<float> positions_;  // [n_window][n_embd]
+};
+
+std::vector<float> Qwen25AudioEncoder::encode(const AudioFeatures& audio, ThreadPool& pool) const {
+  const int64_t n_mel = cfg_.processor.n_mel, d = cfg_.n_embd;
+  const int64_t T = audio.n_frames;
+  MUSE_CHECK(audio.n_mel == n_mel, "audio features have ", audio.n_mel,
+             " mel bins, the audio encoder expects ", n_mel);
+  MUSE_CHECK(T >= 0 && static_cast<int64_t>(audio.features.size()) == n_mel * T,
+             "audio features hold ", audio.features.size(), " values, expected ", n_mel, " x ", T,
+             " frames");
+  const int64_t n_out = qwen25_audio_tokens(T);
+  MUSE_CHECK(n_out > 0, "audio clip of ", T, " mel frames is too short: at least 3 frames (",
+             "30 ms) are needed for one audio token");
+
+  const int64_t chunk = 2 * cfg_.n_window;
+  const int64_t n_chunks = (T + chunk - 1) / chunk;
+  // Conv stem over all chunks at once: each chunk is zero-padded at its own edges.
+  std::vector<float> cols(T * n_mel * kConvWidth, 0.0f);
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t start = c * chunk, len = std::min(chunk, T - start);
+    for (int64_t t = 0; t < len; ++t) {
+      float* row = &cols[(start + t) * n_mel * kConvWidth];
+      for (int64_t j = 0; j < kConvWidth; ++j) {
+        const int64_t src = t + j - 1;
+        if (src < 0 || src >= len) continue;
+        for (int64_t i = 0; i < n_mel; ++i) {
+          row[i * kConvWidth + j] = audio.features[i * T + start + src];
+        }
+      }
+    }
+  }
+  enc::EncoderScratch scratch;
+  std::vector<float> a(T * d);
+  enc::linear(conv1_, conv1_b_, cols.data(), T, a.data(), pool, scratch);
+  enc::gelu_erf_inplace(a.data(), T * d);
+
+  int64_t n = 0;  // frames after the stride-2 conv
+  for (int64_t c = 0; c < n_chunks; ++c) n += (std::min(chunk, T - c * chunk) - 1) / 2 + 1;
+  cols.assign(n * d * kConvWidth, 0.0f);
+  enc::AttentionGroups groups;
+  std::vector<int64_t> pos(n);
+  for (int64_t c = 0, out = 0; c < n_chunks; ++c) {
+    const int64_t start = c * chunk, len = std::min(chunk, T - start);
+    const int64_t n_c = (len - 1) / 2 + 1;
+    groups.add_span(out, n_c);
+    for (int64_t t = 0; t < n_c; ++t, ++out) {
+      pos[out] = t;
+      float* row = &cols[out * d * kConvWidth];
+      for (int64_t j = 0; j < kConvWidth; ++j) {
+        const int64_t src = 2 * t + j - 1;
+        if (src < 0 || src >= len) continue;
+        const float* in = &a[(start + src) * d];
+        for (int64_t i = 0; i < d; ++i) row[i * kConvWidth + j] = in[i];
+      }
+    }
+  }
+  std::vector<float> x(n * d);
+  enc::linear(conv2_, conv2_b_, cols.data(), n, x.data(), pool, scratch);
+  enc::gelu_erf_inplace(x.data(), n * d);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t i = 0; i < d; ++i) x[t * d + i] += positions_[pos[t] * d + i];
+  }
+
+  const int64_t n_head = cfg_.n_head, head_dim = d / n_head;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  std::vector<float> h(n * d), q(n * d), k(n * d), v(n * d), att(n * d), ff(n * n_ff_);
+  for (const AudioLayerWeights& l : layers_) {
+    enc::layer_norm_rows(x.data(), l.ln1_w, l.ln1_b, h.data(), n, d, cfg_.eps);
+    enc::linear(l.wq, l.bq, h.data(), n, q.data(), pool, scratch);
+    enc::linear(l.wk, TensorView{}, h.data(), n, k.data(), pool, scratch);
+    enc::linear(l.wv, l.bv, h.data(), n, v.data(), pool, scratch);
+    enc::grouped_attention(q.data(), k.data(), v.data(), att.data(), n, n_head, n_head, head_dim,
+                           scale, groups, pool);
+    enc::linear(l.wo, l.bo, att.data(), n, h.data(), pool, scratch);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+    enc::layer_norm_rows(x.data(), l.ln2_w, l.ln2_b, h.data(), n, d, cfg_.eps);
+    enc::linear(l.up, l.bup, h.data(), n, ff.data(), pool, scratch);
+    enc::gelu_erf_inplace(ff.data(), n * n_ff_);
+    enc::linear(l.down, l.bdown, ff.data(), n, h.data(), pool, scratch);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+  }
+
+  // Average pairs of frames (a trailing odd frame is dropped), ln_post, projection.
+  std::vector<float> pooled(n_out * d);
+  for (int64_t p = 0; p < n_out; ++p) {
+    for (int64_t i = 0; i < d; ++i) {
+      pooled[p * d + i] = 0.5f * (x[(2 * p) * d + i] + x[(2 * p + 1) * d + i]);
+    }
+  }
+  enc::layer_norm_rows(pooled.data(), post_w_, post_b_, pooled.data(), n_out, d, cfg_.eps);
+  std::vector<float> out(n_out * cfg_.out_dim);
+  enc::linear(proj_, proj_b_, pooled.data(), n_out, out.data(), pool, scratch);
+  return out;
+}
+
+}  // namespace
+
+int64_t qwen25_audio_tokens(int64_t n_frames) {
+  if (n_frames <= 0) return 0;
+  const int64_t after_cnn = (n_frames - 1) / 2 + 1;
+  return after_cnn / 2;  // == ((after_cnn - 2) // 2) + 1 with floor division
+}
+
+Qwen25AudioConfig qwen25_audio_config_from_gguf(const GgufFile& g) {
+  Qwen25AudioConfig c;
+  c.n_embd = g.get_int("clip.audio.embedding_length");
+  c.n_head = g.get_int("clip.audio.attention.head_count");
+  c.n_layer = g.get_int("clip.audio.block_count");
+  c.out_dim = g.get_int_or("clip.audio.projection_dim", 0);
+  c.eps = static_cast<float>(g.get_float_or("clip.audio.attention.layer_norm_epsilon", 1e-5));
+  c.processor.n_mel = g.get_int("clip.audio.num_mel_bins");
+  MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 1024, g.path(), ": bad audio block count ", c.n_layer);
+  return c;
+}
+
+Qwen25AudioConfig qwen25_audio_config_from_hf(const nlohmann::json& ac) {
+  MUSE_CHECK(ac.is_object(), "audio_config is not an object");
+  Qwen25AudioConfig c;
+  c.n_embd = json_or<int64_t>(ac, "d_model", 1280);
+  c.n_head = json_or<int64_t>(ac, "encoder_attention_heads", 20);
+  c.n_layer = json_or<int64_t>(ac, "encoder_layers", 32);
+  c.out_dim = json_or<int64_t>(ac, "output_dim", 0);
+  c.n_window = json_or<int64_t>(ac, "n_window", 100);
+  c.max_positions = json_or<int64_t>(ac, "max_source_positions", 1500);
+  c.processor.n_mel = json_or<int64_t>(ac, "num_mel_bins", 128);
+  MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 1024, "audio_config: bad encoder_layers ", c.n_layer);
+  return c;
+}
+
+std::unique_ptr<AudioEncoder> load_qwen25_audio(std::shared_ptr<const EncoderWeights> weights,
+                                                const Qwen25AudioConfig& config) {
+  return std::make_unique<Qwen25AudioEncoder>(std::move(weights), config);
+}
+
+}  // namespace muse

@@ -1,0 +1,277 @@
+#include "model/vision_qwen25.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "muse/error.h"
+
+namespace muse {
+namespace {
+
+template <typename T>
+T json_or(const nlohmann::json& j, const char* key, T def) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
+  try {
+    return j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(str_cat("vision config: key '", key, "' has the wrong type"));
+  }
+}
+
+struct BlockWeights {
+  TensorView ln1, ln2;
+  TensorView wq, bq, wk, bk, wv, bv, wo, bo;
+  TensorView gate, bgate, up, bup, down, bdown;
+};
+
+class Qwen25VisionEncoder final : public VisionEncoder {
+ public:
+  Qwen25VisionEncoder(std::shared_ptr<const EncoderWeights> weights, Qwen25VisionConfig config)
+      : weights_(std::move(weights)), cfg_(std::move(config)) {
+    const EncoderWeights& w = *weights_;
+    const ImageProcessorSpec& p = cfg_.processor;
+    const int64_t d = cfg_.n_embd;
+    MUSE_CHECK(d > 0 && cfg_.n_head > 0 && d % cfg_.n_head == 0 && (d / cfg_.n_head) % 4 == 0,
+               w.path(), ": vision width ", d, " does not split into ", cfg_.n_head,
+               " heads of a size divisible by 4");
+    MUSE_CHECK(p.patch_size > 0 && p.temporal_patch > 0 && p.merge_size > 0, w.path(),
+               ": bad vision patch/merge sizes");
+    MUSE_CHECK(cfg_.window_size > 0 && cfg_.window_size % (p.patch_size * p.merge_size) == 0,
+               w.path(), ": vision window size ", cfg_.window_size,
+               " is not a multiple of patch * merge");
+    MUSE_CHECK(static_cast<int64_t>(cfg_.full_attention.size()) == cfg_.n_layer, w.path(),
+               ": full-attention schedule does not cover ", cfg_.n_layer, " blocks");
+    patch_dim_ = cfg_.in_channels * p.temporal_patch * p.patch_size * p.patch_size;
+    patch_embd_ = w.patch_embed_conv3d("v.patch_embd.weight", "visual.patch_embed.proj.weight",
+                                       cfg_.in_channels, p.temporal_patch, p.patch_size, d);
+    n_ff_ = w.shape("v.blk.0.ffn_gate.weight", "visual.blocks.0.mlp.gate_proj.weight").back();
+    for (int64_t il = 0; il < cfg_.n_layer; ++il) {
+      const std::string g = str_cat("v.blk.", il, ".");
+      const std::string h = str_cat("visual.blocks.", il, ".");
+      BlockWeights b;
+      b.ln1 = w.vector(g + "ln1.weight", h + "norm1.weight", d);
+      b.ln2 = w.vector(g + "ln2.weight", h + "norm2.weight", d);
+      b.wq = w.matrix(g + "attn_q.weight", h + "attn.q.weight", d, d);
+      b.bq = w.vector(g + "attn_q.bias", h + "attn.q.bias", d);
+      b.wk = w.matrix(g + "attn_k.weight", h + "attn.k.weight", d, d);
+      b.bk = w.vector(g + "attn_k.bias", h + "attn.k.bias", d);
+      b.wv = w.matrix(g + "attn_v.weight", h + "attn.v.weight", d, d);
+      b.bv = w.vector(g + "attn_v.bias", h + "attn.v.bias", d);
+      b.wo = w.matrix(g + "attn_out.weight", h + "attn.proj.weight", d, d);
+      b.bo = w.vector(g + "attn_out.bias", h + "attn.proj.bias", d);
+      b.gate = w.matrix(g + "ffn_gate.weight", h + "mlp.gate_proj.weight", d, n_ff_);
+      b.bgate = w.vector(g + "ffn_gate.bias", h + "mlp.gate_proj.bias", n_ff_);
+      b.up = w.matrix(g + "ffn_up.weight", h + "mlp.up_proj.weight", d, n_ff_);
+      b.bup = w.vector(g + "ffn_up.bias", h + "mlp.up_proj.bias", n_ff_);
+      b.down = w.matrix(g + "ffn_down.weight", h + "mlp.down_proj.weight", n_ff_, d);
+      b.bdown = w.vector(g + "ffn_down.bias", h + "mlp.down_proj.bias", d);
+      blocks_.push_back(b);
+    }
+    const int64_t merged = d * p.merge_size * p.merge_size;
+    post_ln_ = w.vector("v.post_ln.weight", "visual.merger.ln_q.weight", d);
+    mm0_ = w.matrix("mm.0.weight", "visual.merger.mlp.0.weight", merged, merged);
+    mm0_b_ = w.vector("mm.0.bias", "visual.merger.mlp.0.bias", merged);
+    const std::vector<int64_t> mm2_shape = w.shape("mm.2.weight", "visual.merger.mlp.2.weight");
+    MUSE_CHECK(mm2_shape.size() == 2, w.path(), ": merger output weight is not a matrix");
+    if (cfg_.out_dim == 0) cfg_.out_dim = mm2_shape[1];
+    mm2_ = w.matrix("mm.2.weight", "visual.merger.mlp.2.weight", merged, cfg_.out_dim);
+    mm2_b_ = w.vector("mm.2.bias", "visual.merger.mlp.2.bias", cfg_.out_dim);
+  }
+
+  const ImageProcessorSpec& processor() const override { return cfg_.processor; }
+  int64_t n_embd_out() const override { return cfg_.out_dim; }
+
+  int64_t n_tokens(const ImagePatches& image) const override {
+    const int64_t m = cfg_.processor.merge_size;
+    return image.grid_t * (image.grid_h / m) * (image.grid_w / m);
+  }
+
+  std::vector<float> encode(const ImagePatches& image, ThreadPool& pool) const override;
+
+ private:
+  void validate(const ImagePatches& image) const;
+
+  std::shared_ptr<const EncoderWeights> weights_;
+  Qwen25VisionConfig cfg_;
+  int64_t patch_dim_ = 0, n_ff_ = 0;
+  TensorView patch_embd_, post_ln_, mm0_, mm0_b_, mm2_, mm2_b_;
+  std::vector<BlockWeights> blocks_;
+};
+
+void Qwen25VisionEncoder::validate(const ImagePatches& image) const {
+  const int64_t m = cfg_.processor.merge_size;
+  MUSE_CHECK(image.patch_dim == patch_dim_, "image patches have ", image.patch_dim,
+             " values each, the vision encoder expects ", patch_dim_);
+  MUSE_CHECK(image.grid_t >= 1 && image.grid_h >= m && image.grid_w >= m, "image patch grid ",
+             image.grid_t, "x", image.grid_h, "x", image.grid_w,
+             " is empty or smaller than one merged cell");
+  MUSE_CHECK(image.grid_h % m == 0 && image.grid_w % m == 0, "image patch grid ", image.grid_h, "x",
+             image.grid_w, " is not a multiple of the merge size ", m);
+  MUSE_CHECK(image.grid_h <= (1 << 15) && image.grid_w <= (1 << 15) && image.grid_t <= (1 << 15),
+             "image patch grid is too large");
+  MUSE_CHECK(static_cast<int64_t>(image.pixel_values.size()) == image.n_patches() * patch_dim_,
+             "image has ", image.pixel_values.size(), " pixel values, expected ", image.n_patches(),
+             " patches x ", patch_dim_);
+}
+
+std::vector<float> Qwen25VisionEncoder::encode(const ImagePatches& image, ThreadPool& pool) const {
+  validate(image);
+  const int64_t m = cfg_.processor.merge_size;
+  const int64_t d = cfg_.n_embd, n_head = cfg_.n_head, head_dim = d / n_head;
+  const int64_t n = image.n_patches();
+  const int64_t frame = image.grid_h * image.grid_w;
+  const int64_t mw = image.grid_w / m;
+
+  // Patch positions (y, x) in merge order.
+  std::vector<int32_t> pos_y(n), pos_x(n);
+  for (int64_t s = 0; s < n; ++s) {
+    const int64_t in_frame = s % frame;
+    const int64_t cell = in_frame / (m * m), r = in_frame % (m * m);
+    pos_y[s] = static_cast<int32_t>((cell / mw) * m + r / m);
+    pos_x[s] = static_cast<int32_t>((cell % mw) * m + r % m);
+  }
+  std::vector<float> cos, sin;
+  enc::rope_2d_tables(pos_y.data(), pos_x.data(), n, head_dim, cfg_.rope_theta, cos, sin);
+
+  enc::AttentionGroups full;
+  for (int64_t t = 0; t < image.grid_t; ++t) full.add_span(t * frame, frame);
+  const int64_t window_cells = cfg_.window_size / (cfg_.processor.patch_size * m);
+  const enc::AttentionGroups windows =
+      qwen25_window_groups(image.grid_t, image.grid_h, image.grid_w, m, window_cells);
+
+  enc::EncoderScratch scratch;
+  std::vector<float> x(n * d), h(n * d), q(n * d), k(n * d), v(n * d), att(n * d);
+  std::vector<float> gate(n * n_ff_), up(n * n_ff_);
+  enc::linear(patch_embd_, TensorView{}, image.pixel_values.data(), n, x.data(), pool, scratch);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+
+  for (int64_t il = 0; il < cfg_.n_layer; ++il) {
+    const BlockWeights& b = blocks_[il];
+    enc::rms_norm_rows(x.data(), b.ln1, h.data(), n, d, cfg_.eps);
+    enc::linear(b.wq, b.bq, h.data(), n, q.data(), pool, scratch);
+    enc::linear(b.wk, b.bk, h.data(), n, k.data(), pool, scratch);
+    enc::linear(b.wv, b.bv, h.data(), n, v.data(), pool, scratch);
+    enc::rope_neox_rows(q.data(), n, n_head, head_dim, cos.data(), sin.data());
+    enc::rope_neox_rows(k.data(), n, n_head, head_dim, cos.data(), sin.data());
+    enc::grouped_attention(q.data(), k.data(), v.data(), att.data(), n, n_head, n_head, head_dim,
+                           scale, cfg_.full_attention[il] ? full : windows, pool);
+    enc::linear(b.wo, b.bo, att.data(), n, h.data(), pool, scratch);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+
+    enc::rms_norm_rows(x.data(), b.ln2, h.data(), n, d, cfg_.eps);
+    enc::linear(b.gate, b.bgate, h.data(), n, gate.data(), pool, scratch);
+    enc::linear(b.up, b.bup, h.data(), n, up.data(), pool, scratch);
+    enc::swiglu(gate.data(), up.data(), gate.data(), n * n_ff_);
+    enc::linear(b.down, b.bdown, gate.data(), n, h.data(), pool, scratch);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+  }
+
+  // Merger: RMSNorm per patch, then the m*m consecutive patches of a cell as one row.
+  enc::rms_norm_rows(x.data(), post_ln_, h.data(), n, d, cfg_.eps);
+  const int64_t n_out = n / (m * m), merged = d * m * m;
+  std::vector<float> mid(n_out * merged), out(n_out * cfg_.out_dim);
+  enc::linear(mm0_, mm0_b_, h.data(), n_out, mid.data(), pool, scratch);
+  enc::gelu_erf_inplace(mid.data(), n_out * merged);
+  enc::linear(mm2_, mm2_b_, mid.data(), n_out, out.data(), pool, scratch);
+  return out;
+}
+
+}  // namespace
+
+enc::AttentionGroups qwen25_window_groups(int64_t grid_t, int64_t grid_h, int64_t grid_w,
+                                          int64_t merge, int64_t window_cells) {
+  MUSE_CHECK(merge > 0 && window_cells > 0 && grid_h % merge == 0 && grid_w % merge == 0,
+             "window partition: grid ", grid_h, "x", grid_w, " does not fit merge size ", merge);
+  const int64_t mh = grid_h / merge, mw = grid_w / merge, cell = merge * merge;
+  const int64_t frame = grid_h * grid_w;
+  enc::AttentionGroups groups;
+  std::vector<int32_t> members;
+  for (int64_t t = 0; t < grid_t; ++t) {
+    for (int64_t wy = 0; wy < mh; wy += window_cells) {
+      for (int64_t wx = 0; wx < mw; wx += window_cells) {
+        members.clear();
+        for (int64_t by = wy; by < std::min(mh, wy + window_cells); ++by) {
+          for (int64_t bx = wx; bx < std::min(mw, wx + window_cells); ++bx) {
+            for (int64_t r = 0; r < cell; ++r) {
+              members.push_back(static_cast<int32_t>(t * frame + (by * mw + bx) * cell + r));
+            }
+          }
+        }
+        groups.add_group(members);
+      }
+    }
+  }
+  return groups;
+}
+
+Qwen25VisionConfig qwen25_vision_config_from_gguf(const GgufFile& g) {
+  Qwen25VisionConfig c;
+  c.n_embd = g.get_int("clip.vision.embedding_length");
+  c.n_head = g.get_int("clip.vision.attention.head_count");
+  c.n_layer = g.get_int("clip.vision.block_count");
+  c.out_dim = g.get_int_or("clip.vision.projection_dim", 0);
+  c.eps = static_cast<float>(g.get_float_or("clip.vision.attention.layer_norm_epsilon", 1e-6));
+  c.window_size = g.get_int_or("clip.vision.window_size", 112);
+  c.processor.patch_size = g.get_int("clip.vision.patch_size");
+  c.processor.merge_size = g.get_int_or("clip.vision.spatial_merge_size", 2);
+  c.processor.temporal_patch = 2;
+  c.processor.min_pixels = g.get_int_or("clip.vision.image_min_pixels", c.processor.min_pixels);
+  c.processor.max_pixels = g.get_int_or("clip.vision.image_max_pixels", c.processor.max_pixels);
+  for (const char* key : {"clip.vision.image_mean", "clip.vision.image_std"}) {
+    const GgufValue* v = g.find(key);
+    MUSE_CHECK(v != nullptr, g.path(), ": key '", key, "' is missing");
+    const std::vector<double> vals = v->as_floats();
+    MUSE_CHECK(vals.size() == 3, g.path(), ": key '", key, "' must hold 3 values");
+    float* dst = std::string(key).ends_with("mean") ? c.processor.mean : c.processor.std;
+    for (int i = 0; i < 3; ++i) dst[i] = static_cast<float>(vals[i]);
+  }
+  const int64_t pattern = g.get_int_or("clip.vision.n_wa_pattern", 0);
+  MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 1024, g.path(), ": bad vision block count ", c.n_layer);
+  MUSE_CHECK(pattern >= 0, g.path(), ": bad clip.vision.n_wa_pattern ", pattern);
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    c.full_attention.push_back(pattern == 0 || (il + 1) % pattern == 0);
+  }
+  return c;
+}
+
+Qwen25VisionConfig qwen25_vision_config_from_hf(const nlohmann::json& vc,
+                                                const nlohmann::json& pre) {
+  MUSE_CHECK(vc.is_object(), "vision_config is not an object");
+  Qwen25VisionConfig c;
+  c.n_embd = json_or<int64_t>(vc, "hidden_size", json_or<int64_t>(vc, "embed_dim", 1280));
+  c.n_head = json_or<int64_t>(vc, "num_heads", 16);
+  c.n_layer = json_or<int64_t>(vc, "depth", 32);
+  c.in_channels = json_or<int64_t>(vc, "in_channels", json_or<int64_t>(vc, "in_chans", 3));
+  c.out_dim = json_or<int64_t>(vc, "out_hidden_size", 0);
+  c.window_size = json_or<int64_t>(vc, "window_size", 112);
+  c.processor.patch_size = json_or<int64_t>(vc, "patch_size", 14);
+  c.processor.merge_size = json_or<int64_t>(vc, "spatial_merge_size", 2);
+  c.processor.temporal_patch = json_or<int64_t>(vc, "temporal_patch_size", 2);
+  if (vc.contains("rope_parameters") && vc["rope_parameters"].is_object()) {
+    c.rope_theta = json_or<float>(vc["rope_parameters"], "rope_theta", 10000.0f);
+  }
+  MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 1024, "vision_config: bad depth ", c.n_layer);
+  c.full_attention.assign(c.n_layer, false);
+  const auto full = json_or<std::vector<int64_t>>(vc, "fullatt_block_indexes", {});
+  for (int64_t il : full) {
+    MUSE_CHECK(il >= 0 && il < c.n_layer, "vision_config: fullatt_block_indexes entry ", il,
+               " out of range");
+    c.full_attention[il] = true;
+  }
+  if (pre.is_object()) {
+    c.processor.min_pixels = json_or<int64_t>(pre, "min_pixels", c.processor.min_pixels);
+    c.processor.max_pixels = json_or<int64_t>(pre, "max_pixels", c.processor.max_pixels);
+    const auto mean = json_or<std::vector<float>>(pre, "image_mean", {});
+    const auto stdev = json_or<std::vector<float>>(pre, "image_std", {});
+    if (mean.size() == 3) std::copy(mean.begin(), mean.end(), c.processor.mean);
+    if (stdev.size() == 3) std::copy(stdev.begin(), stdev.end(), c.processor.std);
+  }
+  return c;
+}
+
+std::unique_ptr<VisionEncoder> load_qwen25_vision(std::shared_ptr<const EncoderWeights> weights,
+                                                  const Qwen25VisionConfig& config) {
+  return std::make_unique<Qwen25VisionEncoder>(std::move(weights), config);
+}
+
+}  // namespace muse
