@@ -18,5 +18,6 @@ Runner add_tokenize(CLI::App& app);
 Runner add_template(CLI::App& app);
 Runner add_debug_logits(CLI::App& debug);
 Runner add_debug_make_model(CLI::App& debug);
+Runner add_debug_media(CLI::App& debug);
 
 }  // namespace muse::cli

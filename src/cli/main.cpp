@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
       *debug);
   add("make-model", "Write a random-weight model at given shapes", muse::cli::add_debug_make_model,
       *debug);
+  add("media", "Decode and preprocess an image or audio file", muse::cli::add_debug_media, *debug);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
