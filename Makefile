@@ -27,6 +27,45 @@ $(MODEL): build
 	  --vocab $(SHARED)/tokenizers/ggml-vocab-gpt2-as-qwen2.gguf \
 	  --chat-template $(SHARED)/templates/Qwen-Qwen2.5-7B-Instruct.jinja -o $(MODEL)
 
+# Multimodal test models for the server tests (random weights at n_embd 128, a real
+# vocabulary plus each model's special tokens, its chat template; encoders of the golden
+# tiny checkpoints). The test build writes the same files with the same commands
+# (tests/e2e/CMakeLists-models.cmake): keep the two in step.
+VOCAB := $(SHARED)/tokenizers/ggml-vocab-gpt2-as-qwen2.gguf
+OMNI_SPECIALS := <|im_start|> <|im_end|> <|endoftext|> <|AUDIO|> <|audio_bos|> <|audio_eos|> \
+  <|vision_bos|> <|vision_eos|> <|IMAGE|> <|VIDEO|>
+GLIMMER_SPECIALS := <|begin_of_text|> <|start|> <|message|> <|eot|> <|eom|> <|patch|> <|video|>
+TEST_MODELS := $(addprefix $(BUILD)/models/,omni-test.gguf omni-test-mmproj.gguf \
+  glimmer-test.gguf glimmer-test-mmproj.gguf)
+
+.PHONY: test-models
+test-models: $(TEST_MODELS)
+
+$(BUILD)/models/omni-test.gguf: build
+	@mkdir -p $(dir $@)
+	$(BUILD)/bin/muse debug make-model --arch qwen2vl --size tiny-mm --type q8_0 --vocab $(VOCAB) \
+	  $(foreach t,$(OMNI_SPECIALS),--add-special '$(t)') --eos '<|im_end|>' \
+	  --chat-template models/templates/qwen2.5-omni.jinja -o $@
+
+$(BUILD)/models/glimmer-test.gguf: build
+	@mkdir -p $(dir $@)
+	$(BUILD)/bin/muse debug make-model --arch muse-glimmer --size tiny-mm --type q8_0 --vocab $(VOCAB) \
+	  $(foreach t,$(GLIMMER_SPECIALS),--add-special '$(t)') --bos '<|begin_of_text|>' --eos '<|eot|>' \
+	  --chat-template $(SHARED)/templates/muse-glimmer.jinja -o $@
+
+# `convert` also writes the golden's text model; only the encoders are kept.
+$(BUILD)/models/omni-test-mmproj.gguf: build
+	@mkdir -p $(dir $@)
+	$(BUILD)/bin/muse convert $(SHARED)/goldens/qwen25omni -o $@.text.tmp --type f32 \
+	  --mmproj $@ --mmproj-type f32
+	@rm -f $@.text.tmp
+
+$(BUILD)/models/glimmer-test-mmproj.gguf: build
+	@mkdir -p $(dir $@)
+	$(BUILD)/bin/muse convert $(SHARED)/goldens/muse_glimmer -o $@.text.tmp --type f32 \
+	  --mmproj $@ --mmproj-type f32
+	@rm -f $@.text.tmp
+
 # Until a trained default model ships (issue 7), the server runs a random-weight model
 # with a real vocabulary and chat template: every API feature works, the text is noise.
 run: build $(MODEL)

@@ -48,11 +48,17 @@ Runner add_quantize(CLI::App& app) {
 Runner add_debug_make_model(CLI::App& app) {
   struct Opts { RandomModelSpec spec; std::string type = "f32", out, template_file; };
   auto o = std::make_shared<Opts>();
-  app.add_option("--arch", o->spec.arch, "llama|qwen2|qwen3|gemma3|muse-glimmer");
-  app.add_option("--size", o->spec.size, "tiny|qwen2.5-0.5b");
+  app.add_option("--arch", o->spec.arch, "llama|qwen2|qwen2vl|qwen3|gemma3|muse-glimmer");
+  app.add_option("--size", o->spec.size, "tiny|tiny-mm|qwen2.5-0.5b");
   app.add_option("--type", o->type, "Weight type (as for convert)");
   app.add_option("--seed", o->spec.seed, "Random seed");
   app.add_option("--vocab", o->spec.vocab_gguf, "GGUF file whose tokenizer to include");
+  app.add_option("--add-special", o->spec.add_special,
+                 "Append this control token to the vocabulary (repeatable; needs --vocab)")
+      ->allow_extra_args(false);
+  app.add_option("--bos", o->spec.bos_token, "Token text to use as BOS (needs --vocab)");
+  app.add_option("--eos", o->spec.eos_token,
+                 "Token text to use as EOS and end of turn (needs --vocab)");
   app.add_option("--chat-template", o->template_file, "Jinja chat template file to include")
       ->check(CLI::ExistingFile);
   app.add_option("-o,--output", o->out, "Output GGUF file")->required();

@@ -19,7 +19,7 @@ Runner add_serve(CLI::App& app) {
     server::ServeConfig cfg;
     std::string config_file;
     std::vector<std::string> models, aliases;
-    std::string tool_format, chat_template;
+    std::string tool_format, chat_template, mmproj;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("--config", o->config_file, "TOML config file (flags override it)")
@@ -44,6 +44,8 @@ Runner add_serve(CLI::App& app) {
                  "Tool-call format override: hermes|llama3_json|mistral|atem|generic");
   app.add_option("--chat-template", o->chat_template, "Jinja chat template file override")
       ->check(CLI::ExistingFile);
+  app.add_option("--mmproj", o->mmproj, "Image/audio encoders (mmproj GGUF) of the --model")
+      ->check(CLI::ExistingFile);
   return [o, host, port, keys, parallel, ctx, batch, queue, threads, kv, body, max_tokens] {
     server::ServeConfig cfg;
     if (!o->config_file.empty()) server::load_serve_config_file(o->config_file, cfg);
@@ -59,6 +61,7 @@ Runner add_serve(CLI::App& app) {
     if (kv->count()) cfg.kv_type = o->cfg.kv_type;
     if (body->count()) cfg.max_body_bytes = o->cfg.max_body_bytes;
     if (max_tokens->count()) cfg.max_tokens_limit = o->cfg.max_tokens_limit;
+    MUSE_CHECK(o->mmproj.empty() || o->models.size() == 1, "--mmproj needs exactly one --model");
     MUSE_CHECK(o->aliases.empty() || o->models.size() == 1,
                "--model-alias needs exactly one --model; use a config file to name several models");
     for (const auto& path : o->models) {
@@ -68,6 +71,7 @@ Runner add_serve(CLI::App& app) {
       if (e.aliases.empty()) e.aliases.push_back(std::filesystem::path(path).stem().string());
       e.tool_format = o->tool_format;
       e.chat_template_file = o->chat_template;
+      e.mmproj = o->mmproj;
       cfg.models.push_back(e);
     }
     server::validate_serve_config(cfg);

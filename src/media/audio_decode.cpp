@@ -56,6 +56,34 @@ std::string label(const std::string& hint) {
 
 }  // namespace
 
+namespace {
+
+// libsndfile quietly trusts the file over a WAV header whose data chunk claims more
+// bytes than the file holds. Such a header lies (or the upload was cut short): say
+// so instead of decoding whatever is there. Streaming writers that do not know the
+// length put 0 or 0xFFFFFFFF there; those are accepted.
+void check_wav_data_size(std::span<const uint8_t> b, const std::string& what) {
+  auto u32 = [&](size_t at) {
+    return uint32_t(b[at]) | uint32_t(b[at + 1]) << 8 | uint32_t(b[at + 2]) << 16 |
+           uint32_t(b[at + 3]) << 24;
+  };
+  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 ||
+      std::memcmp(b.data() + 8, "WAVE", 4) != 0)
+    return;
+  for (size_t at = 12; at + 8 <= b.size();) {
+    const uint32_t size = u32(at + 4);
+    if (std::memcmp(b.data() + at, "data", 4) == 0) {
+      const uint64_t held = b.size() - (at + 8);
+      MUSE_CHECK(size == 0 || size == 0xFFFFFFFFu || size <= held, what,
+                 ": the WAV header claims ", size, " bytes of audio but the file holds ", held);
+      return;
+    }
+    at += 8 + uint64_t(size) + (size & 1);  // chunks are padded to even sizes
+  }
+}
+
+}  // namespace
+
 PcmAudio decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits,
                       const std::string& format_hint) {
   const std::string what = label(format_hint);
@@ -64,6 +92,7 @@ PcmAudio decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits,
         str_cat(what, " is ", bytes.size(), " bytes, over the limit of ", limits.max_bytes));
   }
   MUSE_CHECK(!bytes.empty(), what, ": empty data");
+  check_wav_data_size(bytes, what);
   MemoryFile file{bytes.data(), static_cast<sf_count_t>(bytes.size()), 0};
   SF_VIRTUAL_IO vio{vio_length, vio_seek, vio_read, vio_write, vio_tell};
   SF_INFO info{};

@@ -187,7 +187,7 @@ void media_tokens_from_vocabulary(const GgufFile& f, MediaTokenIds& m) {
   static const std::vector<std::pair<int32_t M::*, std::vector<std::string>>> names = {
       {&M::image, {"<|IMAGE|>", "<|image_pad|>", "<|patch|>"}},
       {&M::audio, {"<|AUDIO|>"}},
-      {&M::video, {"<|VIDEO|>", "<|video_pad|>"}},
+      {&M::video, {"<|VIDEO|>", "<|video_pad|>", "<|video|>"}},
       {&M::vision_start, {"<|vision_bos|>", "<|vision_start|>"}},
       {&M::vision_end, {"<|vision_eos|>", "<|vision_end|>"}},
       {&M::audio_start, {"<|audio_bos|>"}},

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "server/api_error.h"
+#include "server/multimodal_prompt.h"
 
 namespace muse::server {
 
@@ -189,12 +190,13 @@ int64_t StartedRequest::completion_tokens() const {
   return n;
 }
 
-std::string render_chat_prompt(const ServedModel& model, const ChatRequest& req) {
+std::string render_chat_messages(const ServedModel& model, const ChatRequest& req,
+                                 const ordered_json& messages) {
   const bool use_tools = !req.tools.is_null() && req.tool_choice.kind != ToolChoiceKind::kNone;
   const ordered_json tools = use_tools ? req.tools : ordered_json();
   text::ChatInputs in;
   try {
-    in.messages = text::prepare_messages(req.messages, tools, model.tool_format);
+    in.messages = text::prepare_messages(messages, tools, model.tool_format);
   } catch (const Error& e) {
     throw invalid_request(e.what(), "messages");
   }
@@ -211,16 +213,62 @@ std::string render_chat_prompt(const ServedModel& model, const ChatRequest& req)
   }
 }
 
+std::string render_chat_prompt(const ServedModel& model, const ChatRequest& req) {
+  return render_chat_messages(model, req, req.messages);
+}
+
+namespace {
+
+bool has_media_parts(const ordered_json& messages) {
+  for (const auto& m : messages) {
+    auto content = m.find("content");
+    if (content == m.end() || !content->is_array()) continue;
+    for (const auto& part : *content) {
+      const std::string type = part.is_object() ? part.value("type", "") : "";
+      if (type == "image_url" || type == "input_audio") return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+MultimodalPrompt chat_prompt(ServedModel& model, const ChatRequest& req) {
+  if (!has_media_parts(req.messages)) {
+    MultimodalPrompt p;
+    p.tokens = tokenize_prompt(model, render_chat_prompt(model, req));
+    return p;
+  }
+  if (!model.media)
+    throw invalid_request("this model accepts text only; image and audio content is not supported",
+                          "messages", "unsupported_content_type");
+  const std::vector<MediaPart> parts =
+      collect_media_parts(req.messages, model.media_limits, model.fetch_policy);
+  std::vector<EncodedMedia> encoded;
+  for (size_t i = 0; i < parts.size(); ++i)
+    encoded.push_back(model.media->encode(parts[i], "messages"));
+  MultimodalPrompt p = build_multimodal_prompt(
+      req.messages, encoded, *model.tokenizer, model.model->config().media_tokens,
+      [&](const ordered_json& messages) {
+        const std::string text = render_chat_messages(model, req, messages);
+        check_prompt_bytes(model, text.size(), "messages");
+        return text;
+      });
+  return p;
+}
+
 std::unique_ptr<StartedRequest> start_chat(ServedModel& model, const std::string& model_name,
                                            const ChatRequest& req) {
   auto started = new_request(model, model_name, "chatcmpl-");
-  const std::vector<int32_t> prompt = tokenize_prompt(model, render_chat_prompt(model, req));
+  MultimodalPrompt mm = chat_prompt(model, req);
+  const std::vector<int32_t>& prompt = mm.tokens;
   const int64_t max_tokens = checked_max_tokens(model, prompt.size(), req.gen);
   started->prompt_tokens_per_prompt.push_back(int64_t(prompt.size()));
   const auto grammar = chat_grammar(model, req);
   const bool parse_tools = !req.tools.is_null() && req.tool_choice.kind != ToolChoiceKind::kNone;
   for (int i = 0; i < req.gen.n; ++i) {
     GenerationRequest r = engine_request(prompt, req.gen, max_tokens, i);
+    r.media = mm.media;
     if (grammar)
       r.constraint = std::make_shared<text::GrammarMatcher>(grammar, model.constraint_vocab,
                                                             model.engine->options().eog_ids);

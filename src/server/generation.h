@@ -13,6 +13,7 @@
 
 #include "server/choice_run.h"
 #include "server/openai_request.h"
+#include "server/multimodal_prompt.h"
 #include "server/served_model.h"
 
 namespace muse::server {
@@ -37,6 +38,15 @@ struct StartedRequest {
 // The prompt text a chat request renders to with the model's template (for tests and
 // /tokenize-style inspection). Throws ApiError(400) when the template rejects the input.
 std::string render_chat_prompt(const ServedModel& model, const ChatRequest& request);
+// The same with other messages (the request's media parts replaced by what the
+// template should see).
+std::string render_chat_messages(const ServedModel& model, const ChatRequest& request,
+                                 const nlohmann::ordered_json& messages);
+
+// The prompt of a chat request: text only, or with its images and audio fetched,
+// decoded, encoded and placed at the template's media markers. Throws ApiError (400
+// for bad messages or media, 413 for media over a limit).
+MultimodalPrompt chat_prompt(ServedModel& model, const ChatRequest& request);
 
 // Start the request's choices. Throws ApiError: 400 (context_length_exceeded, bad ids,
 // unsupported schema), 503 when the engine queue is full.

@@ -163,25 +163,83 @@ void parse_generation(const ordered_json& body, const RequestLimits& limits,
   if (present(body, "ignore_eos")) gen.ignore_eos = get_bool(body, "ignore_eos");
 }
 
-ordered_json content_to_template_form(const ordered_json& content, size_t i) {
+// Validates a message's content. Text parts pass as they are; media parts are checked for
+// shape (their URLs and base64 are resolved later by media_parts.cpp) and normalised to
+// {"type": "image_url", "image_url": {"url", "detail"?}} (from the string form and from the
+// Responses-style input_image) and {"type": "input_audio", "input_audio": {"data",
+// "format"}}. Only user messages may carry media.
+ordered_json content_to_template_form(const ordered_json& content, size_t i,
+                                      const std::string& role) {
   const std::string where = "messages[" + std::to_string(i) + "].content";
   if (content.is_null() || content.is_string()) return content;
   if (!content.is_array()) throw invalid_request(where + " must be a string or an array", where);
-  for (const auto& part : content) {
+  ordered_json out = ordered_json::array();
+  for (size_t j = 0; j < content.size(); ++j) {
+    const auto& part = content[j];
+    const std::string at = where + "[" + std::to_string(j) + "]";
     if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
-      throw invalid_request(where + " parts must be objects with a type", where);
+      throw invalid_request(at + " must be an object with a string type", at);
     const std::string type = part["type"];
     if (type == "text" || type == "input_text") {
       if (!part.contains("text") || !part["text"].is_string())
-        throw invalid_request(where + " text parts need a string 'text'", where);
-    } else if (type == "image_url" || type == "input_audio" || type == "input_image") {
-      throw invalid_request("this model accepts text only; '" + type + "' content is not supported",
-                            where, "unsupported_content_type");
-    } else {
-      throw invalid_request("unknown content part type '" + type + "'", where);
+        throw invalid_request(at + " text parts need a string 'text'", at + ".text");
+      out.push_back(part);
+      continue;
     }
+    if (type != "image_url" && type != "input_image" && type != "input_audio")
+      throw invalid_request("unknown content part type '" + type + "'", at + ".type");
+    if (role != "user")
+      throw invalid_request(at + ": only user messages may contain " + type + " parts", at,
+                            "invalid_content_part");
+    if (type == "input_audio") {
+      const auto it = part.find("input_audio");
+      if (it == part.end() || !it->is_object())
+        throw invalid_request(at + ".input_audio must be an object with data and format",
+                              at + ".input_audio");
+      for (const char* key : {"data", "format"}) {
+        const auto v = it->find(key);
+        if (v == it->end() || !v->is_string() || v->get_ref<const std::string&>().empty())
+          throw invalid_request(at + ".input_audio." + key + " must be a non-empty string",
+                                at + ".input_audio." + key);
+      }
+      out.push_back(part);
+      continue;
+    }
+    // image_url: {"url", "detail"?} or a bare string; input_image: "image_url" string at
+    // the part's top level with an optional top-level "detail".
+    const auto it = part.find("image_url");
+    if (it == part.end() || !(it->is_string() || it->is_object()))
+      throw invalid_request(at + ".image_url must be an object with a url (or a url string)",
+                            at + ".image_url");
+    ordered_json image = ordered_json::object();
+    const ordered_json* detail = nullptr;
+    if (it->is_string()) {
+      image["url"] = *it;
+      const auto d = part.find("detail");
+      if (d != part.end() && !d->is_null()) detail = &*d;
+    } else {
+      const auto url = it->find("url");
+      if (url == it->end() || !url->is_string())
+        throw invalid_request(at + ".image_url.url must be a string", at + ".image_url.url");
+      image["url"] = *url;
+      const auto d = it->find("detail");
+      if (d != it->end() && !d->is_null()) detail = &*d;
+    }
+    if (image["url"].get_ref<const std::string&>().empty())
+      throw invalid_request(at + ".image_url.url must not be empty", at + ".image_url.url");
+    if (detail != nullptr) {
+      if (!detail->is_string() || (*detail != "auto" && *detail != "low" && *detail != "high"))
+        throw invalid_request(at + ".image_url.detail must be auto, low or high",
+                              at + ".image_url.detail");
+      image["detail"] = *detail;
+    }
+    ordered_json normalised = part;
+    normalised["type"] = "image_url";
+    normalised["image_url"] = std::move(image);
+    normalised.erase("detail");
+    out.push_back(std::move(normalised));
   }
-  return content;
+  return out;
 }
 
 ordered_json validate_messages(const ordered_json& body, const RequestLimits& limits) {
@@ -209,7 +267,7 @@ ordered_json validate_messages(const ordered_json& body, const RequestLimits& li
     ordered_json msg = m;
     if (role == "developer") msg["role"] = "system";
     if (m.contains("content")) {
-      msg["content"] = content_to_template_form(m["content"], i);
+      msg["content"] = content_to_template_form(m["content"], i, role);
     } else if (role != "assistant") {
       throw invalid_request(where + ".content is required", where + ".content");
     }

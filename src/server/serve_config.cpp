@@ -44,6 +44,19 @@ class Reader {
     return v;
   }
 
+  double number(const toml::node& node, const std::string& key) const {
+    if (const auto* i = node.as_integer()) return double(i->get());
+    const auto* f = node.as_floating_point();
+    if (f == nullptr) fail(key, str_cat("expected a number, got ", type_name(node)));
+    return f->get();
+  }
+
+  bool boolean(const toml::node& node, const std::string& key) const {
+    const auto* b = node.as_boolean();
+    if (b == nullptr) fail(key, str_cat("expected true or false, got ", type_name(node)));
+    return b->get();
+  }
+
   std::vector<std::string> strings(const toml::node& node, const std::string& key) const {
     const auto* arr = node.as_array();
     if (arr == nullptr) fail(key, str_cat("expected an array of strings, got ", type_name(node)));
@@ -77,12 +90,42 @@ ModelEntry read_model(const Reader& reader, const toml::node& node, size_t index
       entry.tool_format = reader.string(v, key);
     } else if (name == "chat_template") {
       entry.chat_template_file = reader.string(v, key);
+    } else if (name == "mmproj") {
+      entry.mmproj = reader.string(v, key);
     } else {
       reader.fail(key, "unknown key");
     }
   }
   if (entry.path.empty()) reader.fail(prefix + ".path", "every [[model]] needs a path");
   return entry;
+}
+
+void read_media(const Reader& reader, const toml::node& node, MediaConfig& media) {
+  const auto* table = node.as_table();
+  if (table == nullptr) reader.fail("media", str_cat("expected a table, got ", type_name(node)));
+  for (const auto& [k, v] : *table) {
+    const std::string name(k.str());
+    const std::string key = "media." + name;
+    if (name == "max_images") {
+      media.max_images = reader.integer(v, key, 0, kInt64Max);
+    } else if (name == "max_audio") {
+      media.max_audio = reader.integer(v, key, 0, kInt64Max);
+    } else if (name == "max_media_bytes") {
+      media.max_media_bytes = reader.integer(v, key, 0, kInt64Max);
+    } else if (name == "max_image_pixels") {
+      media.max_image_pixels = reader.integer(v, key, 1, kInt64Max);
+    } else if (name == "max_audio_seconds") {
+      media.max_audio_seconds = reader.number(v, key);
+    } else if (name == "fetch_timeout_ms") {
+      media.fetch_timeout_ms = reader.integer(v, key, 1, kIntMax);
+    } else if (name == "allow_private_urls") {
+      media.allow_private_urls = reader.boolean(v, key);
+    } else if (name == "allowed_hosts") {
+      media.allowed_hosts = reader.strings(v, key);
+    } else {
+      reader.fail(key, "unknown key");
+    }
+  }
 }
 
 }  // namespace
@@ -121,6 +164,7 @@ void load_serve_config_file(const std::string& path, ServeConfig& config) {
       {"max_n", [&](auto& v, auto& k) { out.max_n = reader.integer(v, k, 1, kInt64Max); }},
       {"max_json_depth",
        [&](auto& v, auto& k) { out.max_json_depth = reader.integer(v, k, 1, kInt64Max); }},
+      {"media", [&](auto& v, auto&) { read_media(reader, v, out.media); }},
       {"model",
        [&](auto& v, auto& k) {
          const auto* arr = v.as_array();
@@ -163,6 +207,18 @@ void validate_serve_config(const ServeConfig& config) {
   check_range("max_messages", config.max_messages, 1, int64_t{1} << 20);
   check_range("max_n", config.max_n, 1, 1024);
   check_range("max_json_depth", config.max_json_depth, 1, 10000);
+
+  const MediaConfig& media = config.media;
+  check_range("media.max_images", media.max_images, 0, 4096);
+  check_range("media.max_audio", media.max_audio, 0, 4096);
+  check_range("media.max_media_bytes", media.max_media_bytes, 0, int64_t{1} << 34);
+  check_range("media.max_image_pixels", media.max_image_pixels, 1, int64_t{1} << 32);
+  check_range("media.fetch_timeout_ms", media.fetch_timeout_ms, 1, 600'000);
+  MUSE_CHECK(media.max_audio_seconds > 0 && media.max_audio_seconds <= 86400,
+             "serve config: media.max_audio_seconds = ", media.max_audio_seconds,
+             " is out of range (0, 86400]");
+  for (const std::string& host : media.allowed_hosts)
+    MUSE_CHECK(!host.empty(), "serve config: media.allowed_hosts has an empty entry");
 
   MUSE_CHECK(!config.models.empty(), "serve config: no model to serve");
   std::set<std::string> aliases;

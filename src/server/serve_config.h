@@ -17,6 +17,16 @@
 //   aliases = ["qwen2.5-0.5b", "default"]
 //   tool_format = "hermes"  # optional override of the detected tool-call format
 //   chat_template = "file.jinja"  # optional override of the model's template
+//   mmproj = "models/omni-mmproj.gguf"  # image/audio encoders of a GGUF model
+//   [media]                 # images and audio in chat requests (all keys optional)
+//   max_images = 16         # image parts per request
+//   max_audio = 8           # audio parts per request
+//   max_media_bytes = 67108864   # decoded media bytes per request (413 beyond)
+//   max_image_pixels = 40000000  # width * height of one decoded image
+//   max_audio_seconds = 600.0    # length of one audio input (integer or float)
+//   fetch_timeout_ms = 10000     # whole download of one image URL, redirects included
+//   allow_private_urls = false   # let image URLs reach private/loopback addresses
+//   allowed_hosts = ["cdn.internal:8443"]  # "host" or "host:port" exempt from that rule
 // Unknown keys are an error (catches typos).
 #pragma once
 
@@ -32,6 +42,20 @@ struct ModelEntry {
   std::vector<std::string> aliases;  // names clients use; the first is listed by /v1/models
   std::string tool_format;           // "" = detect from the chat template
   std::string chat_template_file;    // "" = the model's own template
+  std::string mmproj;  // image/audio encoders (mmproj GGUF); "" = the HF directory's own
+};
+
+// The [media] section (defaults as in MediaLimits, media::ImageLimits, media::AudioLimits
+// and FetchPolicy).
+struct MediaConfig {
+  int64_t max_images = 16;
+  int64_t max_audio = 8;
+  int64_t max_media_bytes = int64_t{64} << 20;
+  int64_t max_image_pixels = 40'000'000;
+  double max_audio_seconds = 600.0;
+  int64_t fetch_timeout_ms = 10000;
+  bool allow_private_urls = false;
+  std::vector<std::string> allowed_hosts;
 };
 
 struct ServeConfig {
@@ -50,11 +74,12 @@ struct ServeConfig {
   int64_t max_n = 16;  // largest n (choices per request)
   int64_t max_json_depth = 64;
   std::vector<ModelEntry> models;
+  MediaConfig media;
 };
 
 // Reads a TOML config file into `config` (keys present in the file replace the defaults).
 // Throws muse::Error naming the file, key and problem (syntax error, wrong type, unknown
-// key, port out of range, no model path).
+// key, port out of range, no model path, a [media] key of the wrong type).
 void load_serve_config_file(const std::string& path, ServeConfig& config);
 
 // Checks the finished configuration (at least one model, ranges of every number, unique

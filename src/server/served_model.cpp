@@ -62,6 +62,36 @@ std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const Se
       std::erase(eo.eog_ids, *eom);
   }
   served->engine = std::make_unique<Engine>(served->model, eo);
+
+  // Encoders: the mmproj file named in the entry, else the model directory's own.
+  const std::string encoders_path =
+      !entry.mmproj.empty() ? entry.mmproj
+                            : (std::filesystem::is_directory(entry.path) ? entry.path : "");
+  if (!encoders_path.empty()) {
+    MediaEncoders enc = load_media_encoders(encoders_path);
+    for (int64_t width : {enc.vision ? enc.vision->n_embd_out() : 0,
+                          enc.audio ? enc.audio->n_embd_out() : 0})
+      MUSE_CHECK(width == 0 || width == served->model->config().n_embd, encoders_path,
+                 ": the encoders give rows of width ", width, ", the model needs ",
+                 served->model->config().n_embd);
+    MUSE_CHECK(!entry.mmproj.empty() || enc.vision || enc.audio, encoders_path,
+               ": no image or audio encoder found");
+    if (enc.vision || enc.audio) {
+      const MediaConfig& mc = config.media;
+      MediaServiceOptions mo;
+      mo.image.max_pixels = mc.max_image_pixels;
+      mo.image.max_bytes = mc.max_media_bytes;
+      mo.audio.max_seconds = mc.max_audio_seconds;
+      mo.audio.max_bytes = mc.max_media_bytes;
+      mo.n_threads = config.threads;
+      served->media = std::make_unique<MediaService>(std::move(enc), mo);
+      served->media_limits = {mc.max_images, mc.max_audio, mc.max_media_bytes};
+      served->fetch_policy.allow_private = mc.allow_private_urls;
+      served->fetch_policy.allowed_hosts = mc.allowed_hosts;
+      served->fetch_policy.timeout_ms = static_cast<int>(mc.fetch_timeout_ms);
+      served->fetch_policy.max_bytes = mc.max_media_bytes;
+    }
+  }
   return served;
 }
 

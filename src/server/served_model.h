@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "server/media_parts.h"
+#include "server/media_service.h"
 #include "server/serve_config.h"
 #include "text/chat_template.h"
 #include "text/grammar.h"
@@ -30,6 +32,10 @@ struct ServedModel {
   std::shared_ptr<const text::ConstraintVocab> constraint_vocab;
   size_t max_piece_bytes = 1;  // longest token piece (bounds a text's token count)
   std::unique_ptr<Engine> engine;
+  // Images / audio: null when the model has no encoders (text only).
+  std::unique_ptr<MediaService> media;
+  MediaLimits media_limits;
+  FetchPolicy fetch_policy;
 };
 
 // Loads a model entry with the engine options from the config. Throws muse::Error.

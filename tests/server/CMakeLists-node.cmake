@@ -42,6 +42,7 @@ else()
     "TSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/tsan.supp"
     "MUSE_BIN=$<TARGET_FILE:muse>"
     "MUSE_SHARED_DIR=${MUSE_SHARED_DIR}"
+    "MUSE_TEST_MODELS_DIR=${MUSE_TEST_MODELS_DIR}"
     "MUSE_TEST_TIMEOUT_SCALE=${MUSE_TEST_TIMEOUT_SCALE}")
   # CTest's own limit grows with the scale too (capped at an hour).
   math(EXPR _muse_node_timeout "600 * ${MUSE_TEST_TIMEOUT_SCALE}")
@@ -55,10 +56,15 @@ else()
   add_test(NAME server_load
            COMMAND ${MUSE_NODE_EXECUTABLE} load.mjs
            WORKING_DIRECTORY ${_muse_node_dir})
-  set_tests_properties(server_conformance server_load PROPERTIES
+  add_test(NAME server_multimodal
+           COMMAND ${MUSE_NODE_EXECUTABLE} --test --test-concurrency=1 multimodal.test.mjs
+           WORKING_DIRECTORY ${_muse_node_dir})
+  set_tests_properties(server_conformance server_load server_multimodal PROPERTIES
                        ENVIRONMENT "${_muse_node_env}"
                        LABELS ${_muse_node_label}
                        TIMEOUT ${_muse_node_timeout}
+                       # The multimodal test models (tests/e2e/CMakeLists-models.cmake).
+                       FIXTURES_REQUIRED muse_test_models
                        # Both start servers on free ports and load the CPU: not side by side.
                        RUN_SERIAL TRUE)
   message(STATUS "Server Node tests: enabled (timeout scale ${MUSE_TEST_TIMEOUT_SCALE})")
