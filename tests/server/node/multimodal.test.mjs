@@ -39,6 +39,18 @@ function wav(samples, rate = 16000, claimedBytes) {
   h.write('data', 36); h.writeUInt32LE(claimedBytes ?? data.length, 40);
   return Buffer.concat([h, data]);
 }
+// 8-bit unsigned PCM: 11 minutes at 8 kHz is 5.3 MB, over the default 600 s limit.
+function wav8(seconds, rate = 8000) {
+  const n = Math.round(seconds * rate);
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0); h.writeUInt32LE(36 + n, 4); h.write('WAVE', 8);
+  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(rate, 24); h.writeUInt32LE(rate, 28); h.writeUInt16LE(1, 32); h.writeUInt16LE(8, 34);
+  h.write('data', 36); h.writeUInt32LE(n, 40);
+  const data = Buffer.alloc(n, 128);
+  for (let i = 0; i < n; i += 7) data[i] = 128 + ((i >> 3) % 64);
+  return Buffer.concat([h, data]);
+}
 const tone = (seconds, rate = 16000) =>
   Array.from({ length: Math.round(seconds * rate) }, (_, i) => 0.3 * Math.sin(2 * Math.PI * 440 * i / rate));
 
@@ -210,6 +222,7 @@ const hostile = [
   ['garbage audio', 'omni', 400, () => [audioPart(Buffer.from('RIFF....WAVEjunkjunkjunkjunk'))]],
   ['WAV header claiming hours', 'omni', 400, () => [audioPart(wav(tone(0.5), 16000, 0x7ffff000))]],
   ['audio beyond the length limit', 'omni', 413, () => [audioPart(wav(tone(25), 8000))]],
+  ['11 minutes of audio (default limit 600 s)', 'guarded', 413, () => [audioPart(wav8(660))]],
   ['malformed base64 audio', 'omni', 400, () => [{ type: 'input_audio', input_audio: { data: 'abc$%^&*', format: 'wav' } }]],
   ['malformed base64 image', 'omni', 400, () => [{ type: 'image_url', image_url: { url: 'data:image/png;base64,@@@@' } }]],
   ['data URL without base64', 'omni', 400, () => [{ type: 'image_url', image_url: { url: 'data:image/png,hello' } }]],
