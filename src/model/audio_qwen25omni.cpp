@@ -8,22 +8,6 @@
 namespace muse {
 namespace {
 
-template <typename T>
-T json_or(const nlohmann::json& j, const char* key, T def) {
-  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(str_cat("audio config: key '", key, "' has the wrong type"));
-  }
-}
-
-struct AudioLayerWeights {
-  TensorView ln1_w, ln1_b, ln2_w, ln2_b;
-  TensorView wq, bq, wk, wv, bv, wo, bo;
-  TensorView up, bup, down, bdown;
-};
-
 constexpr int64_t kConvWidth = 3;
 
 class Qwen25AudioEncoder final : public AudioEncoder {
@@ -44,11 +28,11 @@ class Qwen25AudioEncoder final : public AudioEncoder {
     for (int64_t il = 0; il < cfg_.n_layer; ++il) {
       const std::string g = str_cat("a.blk.", il, ".");
       const std::string h = str_cat("audio_tower.layers.", il, ".");
-      AudioLayerWeights l;
-      l.ln1_w = w.vector(g + "ln1.weight", h + "self_attn_layer_norm.weight", d);
-      l.ln1_b = w.vector(g + "ln1.bias", h + "self_attn_layer_norm.bias", d);
-      l.ln2_w = w.vector(g + "ln2.weight", h + "final_layer_norm.weight", d);
-      l.ln2_b = w.vector(g + "ln2.bias", h + "final_layer_norm.bias", d);
+      enc::EncoderBlock l;
+      l.norm1_w = w.vector(g + "ln1.weight", h + "self_attn_layer_norm.weight", d);
+      l.norm1_b = w.vector(g + "ln1.bias", h + "self_attn_layer_norm.bias", d);
+      l.norm2_w = w.vector(g + "ln2.weight", h + "final_layer_norm.weight", d);
+      l.norm2_b = w.vector(g + "ln2.bias", h + "final_layer_norm.bias", d);
       l.wq = w.matrix(g + "attn_q.weight", h + "self_attn.q_proj.weight", d, d);
       l.bq = w.vector(g + "attn_q.bias", h + "self_attn.q_proj.bias", d);
       l.wk = w.matrix(g + "attn_k.weight", h + "self_attn.k_proj.weight", d, d);
@@ -95,8 +79,8 @@ class Qwen25AudioEncoder final : public AudioEncoder {
   Qwen25AudioConfig cfg_;
   int64_t n_ff_ = 0;
   TensorView conv1_, conv1_b_, conv2_, conv2_b_, post_w_, post_b_, proj_, proj_b_;
-  std::vector<AudioLayerWeights> layers_;
-  std::vector<float> positions_;  // [n_window][n_embd]
+  std::vector<enc::EncoderBlock> layers_;  // keys without bias (Whisper)
+  std::vector<float> positions_;           // [n_window][n_embd]
 };
 
 std::vector<float> Qwen25AudioEncoder::encode(const AudioFeatures& audio, ThreadPool& pool) const {
@@ -160,24 +144,10 @@ std::vector<float> Qwen25AudioEncoder::encode(const AudioFeatures& audio, Thread
     for (int64_t i = 0; i < d; ++i) x[t * d + i] += positions_[pos[t] * d + i];
   }
 
-  const int64_t n_head = cfg_.n_head, head_dim = d / n_head;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  std::vector<float> h(n * d), q(n * d), k(n * d), v(n * d), att(n * d), ff(n * n_ff_);
-  for (const AudioLayerWeights& l : layers_) {
-    enc::layer_norm_rows(x.data(), l.ln1_w, l.ln1_b, h.data(), n, d, cfg_.eps);
-    enc::linear(l.wq, l.bq, h.data(), n, q.data(), pool, scratch);
-    enc::linear(l.wk, TensorView{}, h.data(), n, k.data(), pool, scratch);
-    enc::linear(l.wv, l.bv, h.data(), n, v.data(), pool, scratch);
-    enc::grouped_attention(q.data(), k.data(), v.data(), att.data(), n, n_head, n_head, head_dim,
-                           scale, groups, pool);
-    enc::linear(l.wo, l.bo, att.data(), n, h.data(), pool, scratch);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
-    enc::layer_norm_rows(x.data(), l.ln2_w, l.ln2_b, h.data(), n, d, cfg_.eps);
-    enc::linear(l.up, l.bup, h.data(), n, ff.data(), pool, scratch);
-    enc::gelu_erf_inplace(ff.data(), n * n_ff_);
-    enc::linear(l.down, l.bdown, ff.data(), n, h.data(), pool, scratch);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
-  }
+  const enc::EncoderBlockShape shape{false, cfg_.eps, d, cfg_.n_head, n_ff_};
+  enc::EncoderBlockBuffers buffers;
+  for (const enc::EncoderBlock& l : layers_)
+    enc::run_encoder_block(l, shape, x.data(), n, groups, pool, scratch, buffers);
 
   // Average pairs of frames (a trailing odd frame is dropped), ln_post, projection.
   std::vector<float> pooled(n_out * d);
@@ -215,13 +185,13 @@ Qwen25AudioConfig qwen25_audio_config_from_gguf(const GgufFile& g) {
 Qwen25AudioConfig qwen25_audio_config_from_hf(const nlohmann::json& ac) {
   MUSE_CHECK(ac.is_object(), "audio_config is not an object");
   Qwen25AudioConfig c;
-  c.n_embd = json_or<int64_t>(ac, "d_model", 1280);
-  c.n_head = json_or<int64_t>(ac, "encoder_attention_heads", 20);
-  c.n_layer = json_or<int64_t>(ac, "encoder_layers", 32);
-  c.out_dim = json_or<int64_t>(ac, "output_dim", 0);
-  c.n_window = json_or<int64_t>(ac, "n_window", 100);
-  c.max_positions = json_or<int64_t>(ac, "max_source_positions", 1500);
-  c.processor.n_mel = json_or<int64_t>(ac, "num_mel_bins", 128);
+  c.n_embd = config_value<int64_t>(ac, "d_model", 1280, "audio config");
+  c.n_head = config_value<int64_t>(ac, "encoder_attention_heads", 20, "audio config");
+  c.n_layer = config_value<int64_t>(ac, "encoder_layers", 32, "audio config");
+  c.out_dim = config_value<int64_t>(ac, "output_dim", 0, "audio config");
+  c.n_window = config_value<int64_t>(ac, "n_window", 100, "audio config");
+  c.max_positions = config_value<int64_t>(ac, "max_source_positions", 1500, "audio config");
+  c.processor.n_mel = config_value<int64_t>(ac, "num_mel_bins", 128, "audio config");
   MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 1024, "audio_config: bad encoder_layers ", c.n_layer);
   return c;
 }

@@ -202,4 +202,46 @@ std::vector<float> sinusoid_positions(int64_t n_pos, int64_t channels, double ma
   return table;
 }
 
+void run_encoder_block(const EncoderBlock& b, const EncoderBlockShape& shape, float* x, int64_t n,
+                       const AttentionGroups& groups, ThreadPool& pool, EncoderScratch& scratch,
+                       EncoderBlockBuffers& buf) {
+  const int64_t d = shape.dim, head_dim = d / shape.n_head, nd = n * d;
+  for (auto* v : {&buf.h, &buf.q, &buf.k, &buf.v, &buf.att}) v->resize(static_cast<size_t>(nd));
+  buf.ff_a.resize(static_cast<size_t>(n * shape.n_ff));
+  buf.ff_b.resize(static_cast<size_t>(n * shape.n_ff));
+  auto norm = [&](const TensorView& w, const TensorView& bias) {
+    if (shape.rms_norm) {
+      rms_norm_rows(x, w, buf.h.data(), n, d, shape.eps);
+    } else {
+      layer_norm_rows(x, w, bias, buf.h.data(), n, d, shape.eps);
+    }
+  };
+  auto residual = [&] {
+    for (int64_t i = 0; i < nd; ++i) x[i] += buf.h[static_cast<size_t>(i)];
+  };
+  norm(b.norm1_w, b.norm1_b);
+  linear(b.wq, b.bq, buf.h.data(), n, buf.q.data(), pool, scratch);
+  linear(b.wk, b.bk, buf.h.data(), n, buf.k.data(), pool, scratch);
+  linear(b.wv, b.bv, buf.h.data(), n, buf.v.data(), pool, scratch);
+  if (shape.rope_cos) {
+    rope_neox_rows(buf.q.data(), n, shape.n_head, head_dim, shape.rope_cos, shape.rope_sin);
+    rope_neox_rows(buf.k.data(), n, shape.n_head, head_dim, shape.rope_cos, shape.rope_sin);
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  grouped_attention(buf.q.data(), buf.k.data(), buf.v.data(), buf.att.data(), n, shape.n_head,
+                    shape.n_head, head_dim, scale, groups, pool);
+  linear(b.wo, b.bo, buf.att.data(), n, buf.h.data(), pool, scratch);
+  residual();
+  norm(b.norm2_w, b.norm2_b);
+  linear(b.up, b.bup, buf.h.data(), n, buf.ff_b.data(), pool, scratch);
+  if (b.gate.data) {
+    linear(b.gate, b.bgate, buf.h.data(), n, buf.ff_a.data(), pool, scratch);
+    swiglu(buf.ff_a.data(), buf.ff_b.data(), buf.ff_b.data(), n * shape.n_ff);
+  } else {
+    gelu_erf_inplace(buf.ff_b.data(), n * shape.n_ff);
+  }
+  linear(b.down, b.bdown, buf.ff_b.data(), n, buf.h.data(), pool, scratch);
+  residual();
+}
+
 }  // namespace muse::enc

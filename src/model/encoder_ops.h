@@ -84,6 +84,38 @@ void rope_neox_rows(float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim
 void rope_2d_tables(const int32_t* pos_a, const int32_t* pos_b, int64_t n_tokens, int64_t head_dim,
                     float theta, std::vector<float>& cos, std::vector<float>& sin);
 
+// One pre-norm transformer block of an encoder (ViT / Whisper style):
+//   x += O(attention(rope(Q(n1)), rope(K(n1)), V(n1)))   n1 = norm1(x)
+//   x += Down(mlp(n2))                                    n2 = norm2(x)
+// Any bias may be absent (data == nullptr). The norm is RMSNorm when `rms_norm`
+// (weights only) else LayerNorm; the MLP is SwiGLU (silu(Gate) * Up) when `gate`
+// is present, else GELU(erf)(Up).
+struct EncoderBlock {
+  TensorView norm1_w, norm1_b, wq, bq, wk, bk, wv, bv, wo, bo;
+  TensorView norm2_w, norm2_b, gate, bgate, up, bup, down, bdown;
+};
+
+struct EncoderBlockShape {
+  bool rms_norm = false;
+  float eps = 1e-6f;
+  int64_t dim = 0, n_head = 0, n_ff = 0;
+  // Rotary tables ([n][head_dim/2], rope_neox_rows) applied to q and k; null: none.
+  const float* rope_cos = nullptr;
+  const float* rope_sin = nullptr;
+};
+
+// Activation buffers of run_encoder_block, grown on first use and reused by every
+// block of one encoder call.
+struct EncoderBlockBuffers {
+  std::vector<float> h, q, k, v, att, ff_a, ff_b;
+};
+
+// Runs `block` over the n rows of x in place; attention within `groups`, scale
+// 1/sqrt(head_dim).
+void run_encoder_block(const EncoderBlock& block, const EncoderBlockShape& shape, float* x,
+                       int64_t n, const AttentionGroups& groups, ThreadPool& pool,
+                       EncoderScratch& scratch, EncoderBlockBuffers& buffers);
+
 // Whisper-style sinusoidal position table: [n_pos][channels], row t =
 // [sin(t * f_0..f_{c/2-1}), cos(t * f_0..)], f_i = exp(-i * ln(max_timescale) /
 // (channels/2 - 1)). channels must be even and >= 4.

@@ -225,4 +225,23 @@ TensorView EncoderWeights::patch_embed_conv3d(const std::string& gguf_name,
   return own_f32(std::move(w), {row, out});
 }
 
+HfConfigs read_hf_configs(const std::string& dir) {
+  namespace fs = std::filesystem;
+  auto read = [](const fs::path& path) {
+    try {
+      return nlohmann::json::parse(read_file(path.string()));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(str_cat(path.string(), ": invalid JSON: ", e.what()));
+    }
+  };
+  const fs::path config_path = fs::path(dir) / "config.json";
+  MUSE_CHECK(fs::exists(config_path), dir, ": no config.json (not a Hugging Face model directory)");
+  HfConfigs c;
+  c.config = read(config_path);
+  MUSE_CHECK(c.config.is_object(), config_path.string(), ": not a JSON object");
+  const fs::path pre = fs::path(dir) / "preprocessor_config.json";
+  if (fs::exists(pre)) c.preprocessor = read(pre);
+  return c;
+}
+
 }  // namespace muse

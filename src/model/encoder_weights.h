@@ -20,6 +20,7 @@
 #include "core/tensor.h"
 #include "model/gguf.h"
 #include "model/safetensors.h"
+#include "muse/error.h"
 
 namespace muse {
 
@@ -92,5 +93,25 @@ class EncoderWeights {
 
 // Reads a tensor of any float type (or quantized type) into f32 values.
 std::vector<float> tensor_to_f32(const TensorView& t);
+
+// The JSON configuration files of a Hugging Face model directory: config.json
+// (required, an object) and preprocessor_config.json (null when absent). Throws
+// muse::Error naming the file that is missing or not valid JSON.
+struct HfConfigs {
+  nlohmann::json config, preprocessor;
+};
+HfConfigs read_hf_configs(const std::string& dir);
+
+// j[key] as T, or `fallback` when the key is absent or null; a value of the wrong
+// type throws muse::Error naming `what` (e.g. "vision config") and the key.
+template <typename T>
+T config_value(const nlohmann::json& j, const char* key, T fallback, const char* what) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return fallback;
+  try {
+    return j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(str_cat(what, ": key '", key, "' has the wrong type"));
+  }
+}
 
 }  // namespace muse

@@ -17,14 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-nlohmann::json read_json(const fs::path& path) {
-  try {
-    return nlohmann::json::parse(read_file(path.string()));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat(path.string(), ": invalid JSON: ", e.what()));
-  }
-}
-
 MediaEncoders load_from_gguf(const std::string& path) {
   std::shared_ptr<EncoderWeights> weights = EncoderWeights::open_gguf(path);
   const GgufFile& g = *weights->gguf();
@@ -51,14 +43,8 @@ MediaEncoders load_from_gguf(const std::string& path) {
 
 MediaEncoders load_from_hf_dir(const std::string& dir) {
   const fs::path config_path = fs::path(dir) / "config.json";
-  MUSE_CHECK(fs::exists(config_path), dir, ": no config.json (not a Hugging Face model directory)");
-  const nlohmann::json config = read_json(config_path);
-  MUSE_CHECK(config.is_object(), config_path.string(), ": not a JSON object");
+  const auto [config, preprocessor] = read_hf_configs(dir);
   const std::string model_type = config.value("model_type", "");
-  nlohmann::json preprocessor;
-  if (fs::exists(fs::path(dir) / "preprocessor_config.json")) {
-    preprocessor = read_json(fs::path(dir) / "preprocessor_config.json");
-  }
 
   const nlohmann::json* holder = nullptr;  // the object holding vision_config / audio_config
   if (model_type == "qwen2_5_omni_thinker") {

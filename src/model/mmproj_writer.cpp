@@ -258,16 +258,9 @@ void write_audio(MmprojBuilder& b, const nlohmann::json& ac) {
 }  // namespace
 
 void write_mmproj(const std::string& hf_dir, const std::string& out_gguf, DType weight_type) {
-  const fs::path config_path = fs::path(hf_dir) / "config.json";
-  nlohmann::json config, pre;
-  try {
-    config = nlohmann::json::parse(read_file(config_path.string()));
-    const fs::path pre_path = fs::path(hf_dir) / "preprocessor_config.json";
-    if (fs::exists(pre_path)) pre = nlohmann::json::parse(read_file(pre_path.string()));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat(hf_dir, ": invalid JSON configuration: ", e.what()));
-  }
-  MUSE_CHECK(config.is_object(), config_path.string(), ": not a JSON object");
+  HfConfigs configs = read_hf_configs(hf_dir);
+  const nlohmann::json& config = configs.config;
+  const nlohmann::json& pre = configs.preprocessor;
   if (config.value("model_type", "") == "muse_glimmer")
     return write_muse_glimmer_mmproj(hf_dir, out_gguf, weight_type);
   const nlohmann::json* holder = &config;
@@ -299,7 +292,7 @@ void write_mmproj(const std::string& hf_dir, const std::string& out_gguf, DType 
     write_vision(b, (*holder)["vision_config"], pre);
     if (audio) write_audio(b, (*holder)["audio_config"]);
   } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat(config_path.string(), ": bad configuration value: ", e.what()));
+    throw Error(str_cat(hf_dir, "/config.json", ": bad configuration value: ", e.what()));
   }
   w.write(out_gguf);
 }

@@ -71,16 +71,6 @@ std::string block_hf(int64_t il, Block b) {
   return str_cat("model.vision_tower.layers.", il, ".", kBlockNames[b].hf);
 }
 
-template <typename T>
-T json_or(const nlohmann::json& j, const char* key, T def) {
-  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(str_cat("muse_glimmer config: key '", key, "' has the wrong type"));
-  }
-}
-
 // 1-D linear interpolation of an n_in table at n_out half-pixel centres
 // (s = (o + 0.5) * n_in / n_out - 0.5); taps outside the table weigh zero and are
 // not renormalized (grid_sample with zeros padding), which the golden requires.
@@ -100,11 +90,6 @@ std::vector<Taps> interpolation_taps(int64_t n_in, int64_t n_out) {
   }
   return taps;
 }
-
-struct BlockWeights {
-  TensorView ln1, ln1_b, ln2, ln2_b;
-  TensorView wq, bq, wk, bk, wv, bv, wo, bo, up, bup, down, bdown;
-};
 
 class MuseGlimmerVisionEncoder final : public VisionEncoder {
  public:
@@ -138,9 +123,9 @@ class MuseGlimmerVisionEncoder final : public VisionEncoder {
       auto mat = [&](Block b, int64_t cols, int64_t rows) {
         return w.matrix(block_gguf(il, b), block_hf(il, b), cols, rows);
       };
-      BlockWeights b;
-      b.ln1 = vec(kLn1W, d), b.ln1_b = vec(kLn1B, d);
-      b.ln2 = vec(kLn2W, d), b.ln2_b = vec(kLn2B, d);
+      enc::EncoderBlock b;
+      b.norm1_w = vec(kLn1W, d), b.norm1_b = vec(kLn1B, d);
+      b.norm2_w = vec(kLn2W, d), b.norm2_b = vec(kLn2B, d);
       b.wq = mat(kQ, d, d), b.bq = vec(kQB, d);
       b.wk = mat(kK, d, d), b.bk = vec(kKB, d);
       b.wv = mat(kV, d, d), b.bv = vec(kVB, d);
@@ -178,7 +163,7 @@ class MuseGlimmerVisionEncoder final : public VisionEncoder {
   int64_t patch_dim_ = 0, merged_dim_ = 0, adapter_dim_ = 0, out_dim_ = 0;
   TensorView patch_embd_, pre_ln_, pre_ln_b_, post_ln_, post_ln_b_, fc1_, fc2_, proj_;
   std::vector<float> pos_table_;  // [pos_h * pos_w][n_embd], row-major over (h, w)
-  std::vector<BlockWeights> blocks_;
+  std::vector<enc::EncoderBlock> blocks_;
 };
 
 void MuseGlimmerVisionEncoder::validate(const ImagePatches& image) const {
@@ -255,32 +240,15 @@ std::vector<float> MuseGlimmerVisionEncoder::encode(const ImagePatches& image,
   }
 
   enc::EncoderScratch scratch;
-  std::vector<float> x(n * d), h(n * d), q(n * d), k(n * d), v(n * d), att(n * d);
-  std::vector<float> ff(n * cfg_.n_ff);
+  std::vector<float> x(n * d);
   enc::linear(patch_embd_, TensorView{}, image.pixel_values.data(), n, x.data(), pool, scratch);
   add_positions(x.data(), gh, gw);
   enc::layer_norm_rows(x.data(), pre_ln_, pre_ln_b_, x.data(), n, d, cfg_.eps);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-
-  for (int64_t il = 0; il < cfg_.n_layer; ++il) {
-    const BlockWeights& b = blocks_[il];
-    enc::layer_norm_rows(x.data(), b.ln1, b.ln1_b, h.data(), n, d, cfg_.eps);
-    enc::linear(b.wq, b.bq, h.data(), n, q.data(), pool, scratch);
-    enc::linear(b.wk, b.bk, h.data(), n, k.data(), pool, scratch);
-    enc::linear(b.wv, b.bv, h.data(), n, v.data(), pool, scratch);
-    enc::rope_neox_rows(q.data(), n, n_head, head_dim, cos.data(), sin.data());
-    enc::rope_neox_rows(k.data(), n, n_head, head_dim, cos.data(), sin.data());
-    enc::grouped_attention(q.data(), k.data(), v.data(), att.data(), n, n_head, n_head, head_dim,
-                           scale, cfg_.window_attention[il] ? windows : full, pool);
-    enc::linear(b.wo, b.bo, att.data(), n, h.data(), pool, scratch);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
-
-    enc::layer_norm_rows(x.data(), b.ln2, b.ln2_b, h.data(), n, d, cfg_.eps);
-    enc::linear(b.up, b.bup, h.data(), n, ff.data(), pool, scratch);
-    enc::gelu_erf_inplace(ff.data(), n * cfg_.n_ff);
-    enc::linear(b.down, b.bdown, ff.data(), n, h.data(), pool, scratch);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
-  }
+  const enc::EncoderBlockShape shape{false, cfg_.eps, d, n_head, cfg_.n_ff, cos.data(), sin.data()};
+  enc::EncoderBlockBuffers buffers;
+  for (int64_t il = 0; il < cfg_.n_layer; ++il)
+    enc::run_encoder_block(blocks_[il], shape, x.data(), n,
+                           cfg_.window_attention[il] ? windows : full, pool, scratch, buffers);
   enc::layer_norm_rows(x.data(), post_ln_, post_ln_b_, x.data(), n, d, cfg_.eps);
 
   // Pixel shuffle, feature-major: merged[cell][c * m*m + dy * m + dx].
@@ -331,19 +299,21 @@ MuseGlimmerVisionConfig muse_glimmer_vision_config_from_hf(const nlohmann::json&
       "muse_glimmer config: no vision_config object");
   const nlohmann::json& vc = config["vision_config"];
   MuseGlimmerVisionConfig c;
-  c.n_embd = json_or<int64_t>(vc, "hidden_size", c.n_embd);
-  c.n_head = json_or<int64_t>(vc, "num_attention_heads", c.n_head);
-  c.n_layer = json_or<int64_t>(vc, "num_hidden_layers", c.n_layer);
-  c.n_ff = json_or<int64_t>(vc, "intermediate_size", c.n_ff);
-  c.in_channels = json_or<int64_t>(vc, "num_channels", c.in_channels);
-  c.pos_h = json_or<int64_t>(vc, "pos_emb_height", c.pos_h);
-  c.pos_w = json_or<int64_t>(vc, "pos_emb_width", c.pos_w);
-  c.eps = json_or<float>(vc, "layer_norm_eps", c.eps);
+  c.n_embd = config_value<int64_t>(vc, "hidden_size", c.n_embd, "muse_glimmer config");
+  c.n_head = config_value<int64_t>(vc, "num_attention_heads", c.n_head, "muse_glimmer config");
+  c.n_layer = config_value<int64_t>(vc, "num_hidden_layers", c.n_layer, "muse_glimmer config");
+  c.n_ff = config_value<int64_t>(vc, "intermediate_size", c.n_ff, "muse_glimmer config");
+  c.in_channels = config_value<int64_t>(vc, "num_channels", c.in_channels, "muse_glimmer config");
+  c.pos_h = config_value<int64_t>(vc, "pos_emb_height", c.pos_h, "muse_glimmer config");
+  c.pos_w = config_value<int64_t>(vc, "pos_emb_width", c.pos_w, "muse_glimmer config");
+  c.eps = config_value<float>(vc, "layer_norm_eps", c.eps, "muse_glimmer config");
   if (vc.contains("rope_parameters") && vc["rope_parameters"].is_object()) {
-    c.rope_theta = json_or<float>(vc["rope_parameters"], "rope_theta", c.rope_theta);
+    c.rope_theta = config_value<float>(vc["rope_parameters"], "rope_theta", c.rope_theta,
+                                       "muse_glimmer config");
   }
   if (config.contains("text_config") && config["text_config"].is_object()) {
-    c.out_eps = json_or<float>(config["text_config"], "rms_norm_eps", c.out_eps);
+    c.out_eps = config_value<float>(config["text_config"], "rms_norm_eps", c.out_eps,
+                                    "muse_glimmer config");
   }
   MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 1024, "muse_glimmer vision_config: bad layer count ",
              c.n_layer);
@@ -354,18 +324,22 @@ MuseGlimmerVisionConfig muse_glimmer_vision_config_from_hf(const nlohmann::json&
   }
   ImageProcessorSpec& p = c.processor;
   p.kind = ImageProcessorSpec::Kind::MuseGlimmer;
-  p.patch_size = json_or<int64_t>(vc, "patch_size", 14);
-  p.temporal_patch = json_or<int64_t>(vc, "patch_temporal", 2);
-  p.merge_size = json_or<int64_t>(vc, "merge_size", 2);
+  p.patch_size = config_value<int64_t>(vc, "patch_size", 14, "muse_glimmer config");
+  p.temporal_patch = config_value<int64_t>(vc, "patch_temporal", 2, "muse_glimmer config");
+  p.merge_size = config_value<int64_t>(vc, "merge_size", 2, "muse_glimmer config");
   p.max_tokens = 64;
   for (int i = 0; i < 3; ++i) p.mean[i] = p.std[i] = 0.5f;
   if (pre.is_object()) {
-    p.max_tokens = json_or<int64_t>(pre, "max_image_tokens", p.max_tokens);
-    p.patch_size = json_or<int64_t>(pre, "patch_size", p.patch_size);
-    p.temporal_patch = json_or<int64_t>(pre, "temporal_patch_size", p.temporal_patch);
-    p.merge_size = json_or<int64_t>(pre, "merge_size", p.merge_size);
-    const auto mean = json_or<std::vector<float>>(pre, "image_mean", {});
-    const auto stdev = json_or<std::vector<float>>(pre, "image_std", {});
+    p.max_tokens =
+        config_value<int64_t>(pre, "max_image_tokens", p.max_tokens, "muse_glimmer config");
+    p.patch_size = config_value<int64_t>(pre, "patch_size", p.patch_size, "muse_glimmer config");
+    p.temporal_patch =
+        config_value<int64_t>(pre, "temporal_patch_size", p.temporal_patch, "muse_glimmer config");
+    p.merge_size = config_value<int64_t>(pre, "merge_size", p.merge_size, "muse_glimmer config");
+    const auto mean =
+        config_value<std::vector<float>>(pre, "image_mean", {}, "muse_glimmer config");
+    const auto stdev =
+        config_value<std::vector<float>>(pre, "image_std", {}, "muse_glimmer config");
     if (mean.size() == 3) std::copy(mean.begin(), mean.end(), p.mean);
     if (stdev.size() == 3) std::copy(stdev.begin(), stdev.end(), p.std);
   }
@@ -417,18 +391,9 @@ std::unique_ptr<VisionEncoder> load_muse_glimmer_vision(
 
 void write_muse_glimmer_mmproj(const std::string& hf_dir, const std::string& out_gguf,
                                DType weight_type) {
-  namespace fs = std::filesystem;
-  nlohmann::json config, pre;
-  const fs::path config_path = fs::path(hf_dir) / "config.json";
-  try {
-    config = nlohmann::json::parse(read_file(config_path.string()));
-    const fs::path pre_path = fs::path(hf_dir) / "preprocessor_config.json";
-    if (fs::exists(pre_path)) pre = nlohmann::json::parse(read_file(pre_path.string()));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat(hf_dir, ": invalid JSON configuration: ", e.what()));
-  }
-  MUSE_CHECK(config.is_object() && config.value("model_type", "") == "muse_glimmer",
-             config_path.string(), ": not a muse_glimmer configuration");
+  const auto [config, pre] = read_hf_configs(hf_dir);
+  MUSE_CHECK(config.value("model_type", "") == "muse_glimmer", hf_dir,
+             "/config.json: not a muse_glimmer configuration");
   const MuseGlimmerVisionConfig c = muse_glimmer_vision_config_from_hf(config, pre);
   const DTypeInfo& info = dtype_info(weight_type);
   MUSE_CHECK(weight_type == DType::F32 || weight_type == DType::F16 || weight_type == DType::BF16 ||
@@ -438,7 +403,7 @@ void write_muse_glimmer_mmproj(const std::string& hf_dir, const std::string& out
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("clip"));
   w.set("general.type", GgufValue::string("mmproj"));
-  w.set("general.name", GgufValue::string(fs::path(hf_dir).filename().string()));
+  w.set("general.name", GgufValue::string(std::filesystem::path(hf_dir).filename().string()));
   w.set("clip.projector_type", GgufValue::string("muse-glimmer"));
   w.set("clip.has_vision_encoder", GgufValue::boolean(true));
   w.set("clip.has_audio_encoder", GgufValue::boolean(false));

@@ -8,22 +8,6 @@
 namespace muse {
 namespace {
 
-template <typename T>
-T json_or(const nlohmann::json& j, const char* key, T def) {
-  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(str_cat("vision config: key '", key, "' has the wrong type"));
-  }
-}
-
-struct BlockWeights {
-  TensorView ln1, ln2;
-  TensorView wq, bq, wk, bk, wv, bv, wo, bo;
-  TensorView gate, bgate, up, bup, down, bdown;
-};
-
 class Qwen25VisionEncoder final : public VisionEncoder {
  public:
   Qwen25VisionEncoder(std::shared_ptr<const EncoderWeights> weights, Qwen25VisionConfig config)
@@ -48,9 +32,9 @@ class Qwen25VisionEncoder final : public VisionEncoder {
     for (int64_t il = 0; il < cfg_.n_layer; ++il) {
       const std::string g = str_cat("v.blk.", il, ".");
       const std::string h = str_cat("visual.blocks.", il, ".");
-      BlockWeights b;
-      b.ln1 = w.vector(g + "ln1.weight", h + "norm1.weight", d);
-      b.ln2 = w.vector(g + "ln2.weight", h + "norm2.weight", d);
+      enc::EncoderBlock b;
+      b.norm1_w = w.vector(g + "ln1.weight", h + "norm1.weight", d);
+      b.norm2_w = w.vector(g + "ln2.weight", h + "norm2.weight", d);
       b.wq = w.matrix(g + "attn_q.weight", h + "attn.q.weight", d, d);
       b.bq = w.vector(g + "attn_q.bias", h + "attn.q.bias", d);
       b.wk = w.matrix(g + "attn_k.weight", h + "attn.k.weight", d, d);
@@ -95,7 +79,7 @@ class Qwen25VisionEncoder final : public VisionEncoder {
   Qwen25VisionConfig cfg_;
   int64_t patch_dim_ = 0, n_ff_ = 0;
   TensorView patch_embd_, post_ln_, mm0_, mm0_b_, mm2_, mm2_b_;
-  std::vector<BlockWeights> blocks_;
+  std::vector<enc::EncoderBlock> blocks_;
 };
 
 void Qwen25VisionEncoder::validate(const ImagePatches& image) const {
@@ -140,31 +124,13 @@ std::vector<float> Qwen25VisionEncoder::encode(const ImagePatches& image, Thread
       qwen25_window_groups(image.grid_t, image.grid_h, image.grid_w, m, window_cells);
 
   enc::EncoderScratch scratch;
-  std::vector<float> x(n * d), h(n * d), q(n * d), k(n * d), v(n * d), att(n * d);
-  std::vector<float> gate(n * n_ff_), up(n * n_ff_);
+  std::vector<float> x(n * d), h(n * d);
   enc::linear(patch_embd_, TensorView{}, image.pixel_values.data(), n, x.data(), pool, scratch);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-
-  for (int64_t il = 0; il < cfg_.n_layer; ++il) {
-    const BlockWeights& b = blocks_[il];
-    enc::rms_norm_rows(x.data(), b.ln1, h.data(), n, d, cfg_.eps);
-    enc::linear(b.wq, b.bq, h.data(), n, q.data(), pool, scratch);
-    enc::linear(b.wk, b.bk, h.data(), n, k.data(), pool, scratch);
-    enc::linear(b.wv, b.bv, h.data(), n, v.data(), pool, scratch);
-    enc::rope_neox_rows(q.data(), n, n_head, head_dim, cos.data(), sin.data());
-    enc::rope_neox_rows(k.data(), n, n_head, head_dim, cos.data(), sin.data());
-    enc::grouped_attention(q.data(), k.data(), v.data(), att.data(), n, n_head, n_head, head_dim,
-                           scale, cfg_.full_attention[il] ? full : windows, pool);
-    enc::linear(b.wo, b.bo, att.data(), n, h.data(), pool, scratch);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
-
-    enc::rms_norm_rows(x.data(), b.ln2, h.data(), n, d, cfg_.eps);
-    enc::linear(b.gate, b.bgate, h.data(), n, gate.data(), pool, scratch);
-    enc::linear(b.up, b.bup, h.data(), n, up.data(), pool, scratch);
-    enc::swiglu(gate.data(), up.data(), gate.data(), n * n_ff_);
-    enc::linear(b.down, b.bdown, gate.data(), n, h.data(), pool, scratch);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
-  }
+  const enc::EncoderBlockShape shape{true, cfg_.eps, d, n_head, n_ff_, cos.data(), sin.data()};
+  enc::EncoderBlockBuffers buffers;
+  for (int64_t il = 0; il < cfg_.n_layer; ++il)
+    enc::run_encoder_block(blocks_[il], shape, x.data(), n,
+                           cfg_.full_attention[il] ? full : windows, pool, scratch, buffers);
 
   // Merger: RMSNorm per patch, then the m*m consecutive patches of a cell as one row.
   enc::rms_norm_rows(x.data(), post_ln_, h.data(), n, d, cfg_.eps);
@@ -238,31 +204,39 @@ Qwen25VisionConfig qwen25_vision_config_from_hf(const nlohmann::json& vc,
                                                 const nlohmann::json& pre) {
   MUSE_CHECK(vc.is_object(), "vision_config is not an object");
   Qwen25VisionConfig c;
-  c.n_embd = json_or<int64_t>(vc, "hidden_size", json_or<int64_t>(vc, "embed_dim", 1280));
-  c.n_head = json_or<int64_t>(vc, "num_heads", 16);
-  c.n_layer = json_or<int64_t>(vc, "depth", 32);
-  c.in_channels = json_or<int64_t>(vc, "in_channels", json_or<int64_t>(vc, "in_chans", 3));
-  c.out_dim = json_or<int64_t>(vc, "out_hidden_size", 0);
-  c.window_size = json_or<int64_t>(vc, "window_size", 112);
-  c.processor.patch_size = json_or<int64_t>(vc, "patch_size", 14);
-  c.processor.merge_size = json_or<int64_t>(vc, "spatial_merge_size", 2);
-  c.processor.temporal_patch = json_or<int64_t>(vc, "temporal_patch_size", 2);
+  c.n_embd = config_value<int64_t>(vc, "hidden_size",
+                                   config_value<int64_t>(vc, "embed_dim", 1280, "vision config"),
+                                   "vision config");
+  c.n_head = config_value<int64_t>(vc, "num_heads", 16, "vision config");
+  c.n_layer = config_value<int64_t>(vc, "depth", 32, "vision config");
+  c.in_channels = config_value<int64_t>(vc, "in_channels",
+                                        config_value<int64_t>(vc, "in_chans", 3, "vision config"),
+                                        "vision config");
+  c.out_dim = config_value<int64_t>(vc, "out_hidden_size", 0, "vision config");
+  c.window_size = config_value<int64_t>(vc, "window_size", 112, "vision config");
+  c.processor.patch_size = config_value<int64_t>(vc, "patch_size", 14, "vision config");
+  c.processor.merge_size = config_value<int64_t>(vc, "spatial_merge_size", 2, "vision config");
+  c.processor.temporal_patch = config_value<int64_t>(vc, "temporal_patch_size", 2, "vision config");
   if (vc.contains("rope_parameters") && vc["rope_parameters"].is_object()) {
-    c.rope_theta = json_or<float>(vc["rope_parameters"], "rope_theta", 10000.0f);
+    c.rope_theta =
+        config_value<float>(vc["rope_parameters"], "rope_theta", 10000.0f, "vision config");
   }
   MUSE_CHECK(c.n_layer > 0 && c.n_layer <= 1024, "vision_config: bad depth ", c.n_layer);
   c.full_attention.assign(c.n_layer, false);
-  const auto full = json_or<std::vector<int64_t>>(vc, "fullatt_block_indexes", {});
+  const auto full =
+      config_value<std::vector<int64_t>>(vc, "fullatt_block_indexes", {}, "vision config");
   for (int64_t il : full) {
     MUSE_CHECK(il >= 0 && il < c.n_layer, "vision_config: fullatt_block_indexes entry ", il,
                " out of range");
     c.full_attention[il] = true;
   }
   if (pre.is_object()) {
-    c.processor.min_pixels = json_or<int64_t>(pre, "min_pixels", c.processor.min_pixels);
-    c.processor.max_pixels = json_or<int64_t>(pre, "max_pixels", c.processor.max_pixels);
-    const auto mean = json_or<std::vector<float>>(pre, "image_mean", {});
-    const auto stdev = json_or<std::vector<float>>(pre, "image_std", {});
+    c.processor.min_pixels =
+        config_value<int64_t>(pre, "min_pixels", c.processor.min_pixels, "vision config");
+    c.processor.max_pixels =
+        config_value<int64_t>(pre, "max_pixels", c.processor.max_pixels, "vision config");
+    const auto mean = config_value<std::vector<float>>(pre, "image_mean", {}, "vision config");
+    const auto stdev = config_value<std::vector<float>>(pre, "image_std", {}, "vision config");
     if (mean.size() == 3) std::copy(mean.begin(), mean.end(), c.processor.mean);
     if (stdev.size() == 3) std::copy(stdev.begin(), stdev.end(), c.processor.std);
   }
