@@ -195,8 +195,9 @@ void check_outputs(const CliCase& c, const std::string& out) {
     EXPECT_LE(e, 1e-3) << out << " " << key;
     std::printf("%s: %s max abs error %.3g\n", out.c_str(), key.c_str(), e);
   }
-  if (c.positions)
+  if (c.positions) {
     EXPECT_EQ(read<int32_t>(out, "position_ids"), read<int32_t>(ref, "position_ids"));
+  }
 }
 
 TEST_P(MultimodalCli, HuggingFaceDirectoryAndGgufPair) {

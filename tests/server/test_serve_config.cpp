@@ -69,7 +69,7 @@ chat_template = "file.jinja"
 path = "models/smollm"
 )");
   ServeConfig c;
-  c.models.push_back({"old.gguf", {"old"}, "", ""});  // replaced by the file's models
+  c.models.push_back({"old.gguf", {"old"}, "", "", ""});  // replaced by the file's models
   load_serve_config_file(path, c);
   EXPECT_EQ(c.host, "0.0.0.0");
   EXPECT_EQ(c.port, 9090);
@@ -100,7 +100,7 @@ path = "models/smollm"
 TEST(ServeConfig, KeysAbsentFromFileKeepTheirValues) {
   ServeConfig c;
   c.port = 1234;  // e.g. set before from somewhere else
-  c.models.push_back({"keep.gguf", {}, "", ""});
+  c.models.push_back({"keep.gguf", {}, "", "", ""});
   load_serve_config_file(write_config("partial", "ctx_size = 2048\n"), c);
   EXPECT_EQ(c.ctx_size, 2048);
   EXPECT_EQ(c.port, 1234);
@@ -197,8 +197,8 @@ TEST(ServeConfig, FailedLoadLeavesConfigUnchanged) {
 
 ServeConfig valid_config() {
   ServeConfig c;
-  c.models.push_back({"a.gguf", {"a", "default"}, "", ""});
-  c.models.push_back({"b.gguf", {"b"}, "hermes", ""});
+  c.models.push_back({"a.gguf", {"a", "default"}, "", "", ""});
+  c.models.push_back({"b.gguf", {"b"}, "hermes", "", ""});
   return c;
 }
 
