@@ -30,6 +30,10 @@ Runner add_serve(CLI::App& app) {
   auto* port = app.add_option("--port", o->cfg.port, "Port (0 picks a free one)");
   auto* keys =
       app.add_option("--api-keys-file", o->cfg.api_keys_file, "File with one key per line");
+  auto* store = app.add_option("--store", o->cfg.store,
+                               "Keys/tiers/usage store: sqlite:PATH or postgresql://...");
+  auto* admin_key = app.add_option("--admin-key-file", o->cfg.admin_key_file,
+                                   "File holding the admin key (enables /admin)");
   auto* parallel =
       app.add_option("--parallel", o->cfg.parallel, "Sequences decoded at once per model");
   auto* ctx = app.add_option("--ctx-size", o->cfg.ctx_size, "Context positions per sequence");
@@ -46,13 +50,15 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::ExistingFile);
   app.add_option("--mmproj", o->mmproj, "Image/audio encoders (mmproj GGUF) of the --model")
       ->check(CLI::ExistingFile);
-  return [o, host, port, keys, parallel, ctx, batch, queue, threads, kv, body, max_tokens] {
+  return [o, host, port, keys, store, admin_key, parallel, ctx, batch, queue, threads, kv, body, max_tokens] {
     server::ServeConfig cfg;
     if (!o->config_file.empty()) server::load_serve_config_file(o->config_file, cfg);
     // Flags given on the command line override the file.
     if (host->count()) cfg.host = o->cfg.host;
     if (port->count()) cfg.port = o->cfg.port;
     if (keys->count()) cfg.api_keys_file = o->cfg.api_keys_file;
+    if (store->count()) cfg.store = o->cfg.store;
+    if (admin_key->count()) cfg.admin_key_file = o->cfg.admin_key_file;
     if (parallel->count()) cfg.parallel = o->cfg.parallel;
     if (ctx->count()) cfg.ctx_size = o->cfg.ctx_size;
     if (batch->count()) cfg.batch_size = o->cfg.batch_size;

@@ -19,5 +19,16 @@ Runner add_template(CLI::App& app);
 Runner add_debug_logits(CLI::App& debug);
 Runner add_debug_make_model(CLI::App& debug);
 Runner add_debug_media(CLI::App& debug);
+Runner add_keys_create(CLI::App& app);
+Runner add_keys_list(CLI::App& app);
+Runner add_keys_revoke(CLI::App& app);
+Runner add_tiers_set(CLI::App& app);
+Runner add_tiers_list(CLI::App& app);
+Runner add_access_list(CLI::App& app);
+Runner add_access_approve(CLI::App& app);
+Runner add_access_reject(CLI::App& app);
+Runner add_usage(CLI::App& app);
+Runner add_grade(CLI::App& app);
+Runner add_eval(CLI::App& app);
 
 }  // namespace muse::cli

@@ -29,6 +29,26 @@ int main(int argc, char** argv) {
   add("make-model", "Write a random-weight model at given shapes", muse::cli::add_debug_make_model,
       *debug);
   add("media", "Decode and preprocess an image or audio file", muse::cli::add_debug_media, *debug);
+  // The operator's side (docs/platform.md): the store behind keys, tiers and usage.
+  CLI::App* keys = app.add_subcommand("keys", "Manage API keys (create, list, revoke)");
+  keys->require_subcommand(1);
+  add("create", "Issue a key (its secret is shown once)", muse::cli::add_keys_create, *keys);
+  add("list", "List keys", muse::cli::add_keys_list, *keys);
+  add("revoke", "Revoke a key", muse::cli::add_keys_revoke, *keys);
+  CLI::App* tiers = app.add_subcommand("tiers", "Manage access tiers and their limits");
+  tiers->require_subcommand(1);
+  add("set", "Create or change a tier", muse::cli::add_tiers_set, *tiers);
+  add("list", "List tiers", muse::cli::add_tiers_list, *tiers);
+  CLI::App* access = app.add_subcommand("access", "The access-request waitlist");
+  access->require_subcommand(1);
+  add("list", "List access requests", muse::cli::add_access_list, *access);
+  add("approve", "Approve a request and issue a key", muse::cli::add_access_approve, *access);
+  add("reject", "Reject a request", muse::cli::add_access_reject, *access);
+  add("usage", "Usage per key, model and day", muse::cli::add_usage, app);
+  add("grade", "Grade mirrored primary/candidate pairs with a judge model", muse::cli::add_grade,
+      app);
+  add("eval", "Run an evaluation suite against an OpenAI-compatible endpoint", muse::cli::add_eval,
+      app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

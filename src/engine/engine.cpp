@@ -290,14 +290,24 @@ void Engine::Impl::run() {
           ++it;
         }
       }
-      // First come, first served into the free slots.
+      // Highest priority first, first come first served within a priority.
       size_t free = 0;
       for (const Slot& s : slots) free += s.seq ? 0 : 1;
-      while (free > 0 && !waiting.empty()) {
-        admitted.push_back(std::move(waiting.front()));
-        waiting.pop_front();
-        --free;
-        ++counters.running;
+      if (free > 0 && !waiting.empty()) {
+        std::vector<int> priorities;
+        priorities.reserve(waiting.size());
+        for (const Pending& p : waiting) priorities.push_back(p.request.priority);
+        const std::vector<size_t> order = SchedulePolicy::admission_order(priorities, free);
+        std::vector<bool> taken(waiting.size(), false);
+        for (size_t i : order) {
+          admitted.push_back(std::move(waiting[i]));
+          taken[i] = true;
+          ++counters.running;
+        }
+        std::deque<Pending> rest;
+        for (size_t i = 0; i < waiting.size(); ++i)
+          if (!taken[i]) rest.push_back(std::move(waiting[i]));
+        waiting.swap(rest);
       }
     }
     for (auto& stream : dropped) stream->shared().end(FinishReason::kCancelled);

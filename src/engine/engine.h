@@ -62,6 +62,9 @@ struct GenerationRequest {
   // most likely alternatives (from the model's distribution before sampling filters).
   int top_logprobs = -1;
   bool ignore_eos = false;  // keep generating past end-of-generation tokens
+  // When slots are scarce, waiting requests of higher priority are admitted first
+  // (first come, first served within a priority). The server sets it from the key's tier.
+  int priority = 0;
 };
 
 struct TokenOutput {

@@ -78,6 +78,17 @@ SlotChoice SchedulePolicy::choose_slot(std::span<const int32_t> prompt,
   return choice;
 }
 
+std::vector<size_t> SchedulePolicy::admission_order(std::span<const int> priorities,
+                                                     size_t free_slots) {
+  std::vector<size_t> order(priorities.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Stable: equal priorities keep their arrival order.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return priorities[a] > priorities[b]; });
+  if (order.size() > free_slots) order.resize(free_slots);
+  return order;
+}
+
 std::vector<SlotChoice> SchedulePolicy::plan_admissions(
     std::span<const std::span<const int32_t>> waiting, std::span<const SlotView> slots) const {
   std::vector<SlotView> view(slots.begin(), slots.end());

@@ -61,6 +61,11 @@ class SchedulePolicy {
   std::vector<SlotChoice> plan_admissions(std::span<const std::span<const int32_t>> waiting,
                                           std::span<const SlotView> slots) const;
 
+  // Which waiting requests take the `free_slots` free slots, in admission order:
+  // highest priority first, first come first served within a priority (`priorities`
+  // is in arrival order; the result holds indexes into it, at most free_slots of them).
+  static std::vector<size_t> admission_order(std::span<const int> priorities, size_t free_slots);
+
   int64_t token_budget() const { return token_budget_; }
 
  private:

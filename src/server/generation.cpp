@@ -129,6 +129,7 @@ GenerationRequest engine_request(const std::vector<int32_t>& prompt, const Gener
   r.max_tokens = max_tokens;
   r.top_logprobs = gen.logprobs ? gen.top_logprobs : -1;
   r.ignore_eos = gen.ignore_eos;
+  r.priority = gen.priority;
   return r;
 }
 

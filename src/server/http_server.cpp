@@ -24,12 +24,38 @@ ApiError model_not_found(const std::string& name) {
 
 }  // namespace
 
-HttpServer::HttpServer(const ServeConfig& config, ModelRegistry& models, ApiKeys keys)
-    : config_(config), models_(models), keys_(std::move(keys)), http_(new httplib::Server) {
+namespace {
+
+std::shared_ptr<platform::Store> open_store(const ServeConfig& config,
+                                            std::shared_ptr<platform::Store> given) {
+  if (given || config.store.empty()) return given;
+  return std::shared_ptr<platform::Store>(platform::Store::open(config.store));
+}
+
+}  // namespace
+
+HttpServer::HttpServer(const ServeConfig& config, ModelRegistry& models, ApiKeys keys,
+                       std::shared_ptr<platform::Store> store)
+    : config_(config),
+      models_(models),
+      access_(std::move(keys), open_store(config, std::move(store))),
+      http_(new httplib::Server) {
+  MUSE_CHECK(config.admin_key_file.empty() || access_.store() != nullptr,
+             "serve config: admin_key_file needs a store (set `store` or --store)");
+  if (!config.admin_key_file.empty()) admin_key_ = ApiKeys::load_file(config.admin_key_file);
   limits_.max_messages = config.max_messages;
   limits_.max_n = config.max_n;
   limits_.max_tokens = config.max_tokens_limit;
   limits_.max_json_depth = config.max_json_depth;
+  const MirrorConfig& mc = config_.mirror;
+  if (mc.enabled && mc.primary.remote())
+    gateway_ = std::make_unique<Gateway>(mc.primary, mc.timeout_ms);
+  if (mc.mirroring())
+    mirror_ = std::make_unique<Mirror>(
+        mc,
+        mc.candidate.remote() ? LocalCandidate{}
+                              : served_model_candidate(models_, limits_, mc.candidate.model),
+        mc.records_in_store() ? access_.store() : nullptr);
   metrics_.declare_counter(metric::kRequests, "HTTP requests by model, endpoint and status code.");
   metrics_.declare_gauge(metric::kRunning, "Requests being generated (sequences in the engine).");
   metrics_.declare_gauge(metric::kQueue, "Requests waiting for a sequence slot.");
@@ -94,17 +120,18 @@ void HttpServer::install_routes() {
   http.set_write_timeout(30);
 
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!keys_.enabled() || req.path == "/health")
+    // The generation routes authenticate themselves (they need the caller's tier); the
+    // admin API has its own key; the waitlist is public.
+    if (!access_.enabled() || req.path == "/health" || req.path == "/v1/chat/completions" ||
+        req.path == "/v1/completions" || req.path == "/v1/access-requests" ||
+        req.path.rfind("/admin/", 0) == 0)
       return httplib::Server::HandlerResponse::Unhandled;
-    // get_header_value returns a copy: keep it alive while the token views into it.
-    const std::string header = req.get_header_value("Authorization");
-    const std::string_view key = ApiKeys::bearer_token(header);
-    if (!key.empty() && keys_.verify(key)) return httplib::Server::HandlerResponse::Unhandled;
-    respond_error(res, ApiError(401, "invalid_request_error",
-                                key.empty() ? "You didn't provide an API key. Send it as "
-                                              "'Authorization: Bearer YOUR_KEY'."
-                                            : "Incorrect API key provided.",
-                                "", "invalid_api_key"));
+    try {
+      access_.authenticate(req.get_header_value("Authorization"));
+      return httplib::Server::HandlerResponse::Unhandled;
+    } catch (const ApiError& e) {
+      respond_error(res, e);
+    }
     metrics_.add(metric::kRequests, 1, {{"model", ""}, {"endpoint", req.path}, {"status", "401"}});
     return httplib::Server::HandlerResponse::Handled;
   });
@@ -150,7 +177,9 @@ void HttpServer::install_routes() {
 
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     refresh_gauges();
-    res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+    std::string text = metrics_.render();
+    if (mirror_) text += mirror_metrics_text(mirror_->stats());
+    res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
   });
 
   auto model_json = [](const ServedModel& m, const std::string& id) {
@@ -174,6 +203,8 @@ void HttpServer::install_routes() {
 
   install_generation_routes();
   install_token_routes();
+  if (access_.store()) install_access_request_route();
+  if (access_.store() && admin_key_.enabled()) install_admin_routes();
 }
 
 }  // namespace muse::server

@@ -31,7 +31,9 @@ inline void respond_error(httplib::Response& res, const ApiError& e) {
   // After a refused body the rest of it is still on the connection: do not reuse it.
   if (e.status == 413) res.set_header("Connection", "close");
   // Capacity errors tell clients when to come back.
-  if (e.status == 503 || e.status == 429) res.set_header("Retry-After", "1");
+  // (A rate limit sets its own, the seconds to its window's end.)
+  if ((e.status == 503 || e.status == 429) && !res.has_header("Retry-After"))
+    res.set_header("Retry-After", "1");
   respond_json(res, e.status, e.to_json());
 }
 

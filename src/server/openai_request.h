@@ -37,6 +37,7 @@ struct GenerationParams {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool ignore_eos = false;     // extension (vLLM/llama.cpp name)
+  int priority = 0;  // not a request field: set by the server from the caller's tier
 };
 
 enum class ResponseFormatKind { kText, kJsonObject, kJsonSchema };

@@ -1,6 +1,8 @@
 // `muse serve` configuration: TOML config file (toml++) and validation.
 #include "server/serve_config.h"
 
+#include <algorithm>
+
 #include <toml++/toml.h>
 
 #include <functional>
@@ -128,6 +130,30 @@ void read_media(const Reader& reader, const toml::node& node, MediaConfig& media
   }
 }
 
+void read_prices(const Reader& reader, const toml::node& node,
+                 std::map<std::string, ModelPrice>& prices) {
+  const auto* table = node.as_table();
+  if (table == nullptr) reader.fail("prices", str_cat("expected a table, got ", type_name(node)));
+  for (const auto& [model, entry] : *table) {
+    const std::string prefix = str_cat("prices.", model.str());
+    const auto* fields = entry.as_table();
+    if (fields == nullptr)
+      reader.fail(prefix, str_cat("expected a table, got ", type_name(entry)));
+    ModelPrice price;
+    for (const auto& [k, v] : *fields) {
+      const std::string name(k.str());
+      const std::string key = prefix + "." + name;
+      double* target = name == "prompt" ? &price.prompt
+                       : name == "completion" ? &price.completion
+                                              : nullptr;
+      if (target == nullptr) reader.fail(key, "unknown key (prompt or completion)");
+      *target = reader.number(v, key);
+      if (!(*target >= 0)) reader.fail(key, "a price must not be negative");
+    }
+    prices[std::string(model.str())] = price;
+  }
+}
+
 }  // namespace
 
 void load_serve_config_file(const std::string& path, ServeConfig& config) {
@@ -165,6 +191,15 @@ void load_serve_config_file(const std::string& path, ServeConfig& config) {
       {"max_json_depth",
        [&](auto& v, auto& k) { out.max_json_depth = reader.integer(v, k, 1, kInt64Max); }},
       {"media", [&](auto& v, auto&) { read_media(reader, v, out.media); }},
+      {"store", [&](auto& v, auto& k) { out.store = reader.string(v, k); }},
+      {"admin_key_file", [&](auto& v, auto& k) { out.admin_key_file = reader.string(v, k); }},
+      {"prices", [&](auto& v, auto&) { read_prices(reader, v, out.prices); }},
+      {"mirror",
+       [&](auto& v, auto& k) {
+         const auto* t = v.as_table();
+         if (t == nullptr) reader.fail(k, str_cat("expected a table, got ", type_name(v)));
+         out.mirror = parse_mirror_config(*t, path);
+       }},
       {"model",
        [&](auto& v, auto& k) {
          const auto* arr = v.as_array();
@@ -186,6 +221,15 @@ void load_serve_config_file(const std::string& path, ServeConfig& config) {
 }
 
 void validate_serve_config(const ServeConfig& config) {
+  validate_mirror_config(config.mirror);
+  // A local primary or candidate must be one of the served models.
+  for (const MirrorEndpoint* e : {&config.mirror.primary, &config.mirror.candidate}) {
+    if (!config.mirror.enabled || !e->configured() || e->remote()) continue;
+    bool served = false;
+    for (const auto& m : config.models)
+      served = served || std::find(m.aliases.begin(), m.aliases.end(), e->model) != m.aliases.end();
+    MUSE_CHECK(served, "serve config: mirror model '", e->model, "' is not a served model alias");
+  }
   auto check_range = [](const char* name, int64_t v, int64_t min, int64_t max) {
     MUSE_CHECK(v >= min && v <= max, "serve config: ", name, " = ", v, " is out of range [", min,
                ", ", max, "]");

@@ -10,7 +10,7 @@
 //   batch_size = 512        # tokens per forward step
 //   max_queue = 64          # waiting requests per model before 503
 //   threads = 0             # 0 = all cores
-//   max_body_bytes = 8388608
+//   max_body_bytes = 33554432  # requests carry base64 images and audio
 //   max_tokens_limit = 32768
 //   [[model]]               # one table per model served
 //   path = "models/qwen2.5-0.5b-q8_0.gguf"
@@ -27,13 +27,21 @@
 //   fetch_timeout_ms = 10000     # whole download of one image URL, redirects included
 //   allow_private_urls = false   # let image URLs reach private/loopback addresses
 //   allowed_hosts = ["cdn.internal:8443"]  # "host" or "host:port" exempt from that rule
+//   store = "sqlite:muse.db"   # keys, tiers, limits, usage ("postgresql://..." for replicas)
+//   admin_key_file = "admin.key"  # one line: the admin key; required for /admin/...
+//   [prices."qwen2.5-0.5b"]    # dollars per million tokens, for /admin/usage costs
+//   prompt = 0.15
+//   completion = 0.60
 // Unknown keys are an error (catches typos).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "server/mirror_config.h"
 
 namespace muse::server {
 
@@ -58,6 +66,12 @@ struct MediaConfig {
   std::vector<std::string> allowed_hosts;
 };
 
+// Price of a model's tokens in dollars per million.
+struct ModelPrice {
+  double prompt = 0;
+  double completion = 0;
+};
+
 struct ServeConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -68,13 +82,19 @@ struct ServeConfig {
   int64_t max_queue = 64;
   int threads = 0;
   std::string kv_type = "f32";
-  size_t max_body_bytes = 8u << 20;
+  size_t max_body_bytes = 32u << 20;
   int64_t max_tokens_limit = 32768;  // largest max_tokens a request may ask for
   int64_t max_messages = 1024;
   int64_t max_n = 16;  // largest n (choices per request)
   int64_t max_json_depth = 64;
   std::vector<ModelEntry> models;
   MediaConfig media;
+  MirrorConfig mirror;  // [mirror]: gateway to a remote primary, traffic mirroring
+  // The operator's store (docs/server.md, "Keys, tiers and usage"): "" = none (only
+  // api_keys_file keys, or an open server).
+  std::string store;
+  std::string admin_key_file;  // "" = the /admin API is disabled
+  std::map<std::string, ModelPrice> prices;  // by model name (served id)
 };
 
 // Reads a TOML config file into `config` (keys present in the file replace the defaults).

@@ -67,5 +67,26 @@ else()
                        FIXTURES_REQUIRED muse_test_models
                        # Both start servers on free ports and load the CPU: not side by side.
                        RUN_SERIAL TRUE)
+  # The operator's side runs in the release build only: its C++ tests
+  # (test_server_platform, test_mirror, test_store) cover the same code under the
+  # sanitizers, and these end-to-end suites wait on wall-clock windows and timeouts
+  # that a 10x slower instrumented server would only stretch.
+  if(NOT MUSE_SANITIZE)
+    # Keys, tiers, limits and usage on SQLite and on the `postgres` fixture's server
+    # (tests/platform/CMakeLists-postgres.cmake), two replicas sharing one limit.
+    add_test(NAME server_platform
+             COMMAND ${MUSE_NODE_EXECUTABLE} --test --test-concurrency=1 platform.test.mjs
+             WORKING_DIRECTORY ${_muse_node_dir})
+    # Gateway and traffic mirroring with a slow / failing / healthy candidate.
+    add_test(NAME server_mirror
+             COMMAND ${MUSE_NODE_EXECUTABLE} --test --test-concurrency=1 mirror.test.mjs
+             WORKING_DIRECTORY ${_muse_node_dir})
+    set_tests_properties(server_platform server_mirror PROPERTIES
+                         ENVIRONMENT "${_muse_node_env};MUSE_TEST_PG_URL_FILE=${MUSE_TEST_PG_URL_FILE}"
+                         LABELS ${_muse_node_label}
+                         TIMEOUT ${_muse_node_timeout}
+                         FIXTURES_REQUIRED "postgres;muse_test_models"
+                         RUN_SERIAL TRUE)
+  endif()
   message(STATUS "Server Node tests: enabled (timeout scale ${MUSE_TEST_TIMEOUT_SCALE})")
 endif()
