@@ -5,16 +5,11 @@
 #include <sstream>
 
 #include "muse/error.h"
+#include "server/toml_util.h"
 
 namespace muse::server {
 
 namespace {
-
-std::string type_name(const toml::node& node) {
-  std::ostringstream os;
-  os << node.type();
-  return os.str();
-}
 
 [[noreturn]] void fail(const std::string& file, const std::string& key,
                        const std::string& problem) {
@@ -23,7 +18,7 @@ std::string type_name(const toml::node& node) {
 
 std::string read_string(const std::string& file, const toml::node& node, const std::string& key) {
   const auto* s = node.as_string();
-  if (s == nullptr) fail(file, key, str_cat("expected a string, got ", type_name(node)));
+  if (s == nullptr) fail(file, key, str_cat("expected a string, got ", toml_type_name(node)));
   return s->get();
 }
 
@@ -34,7 +29,7 @@ MirrorEndpoint read_endpoint(const std::string& file, const toml::node& node,
     fail(file, key,
          str_cat("expected a table like { model = \"alias\" } or { url = \"https://.../v1\", "
                  "model = \"name\", api_key_env = \"VAR\" }, got ",
-                 type_name(node)));
+                 toml_type_name(node)));
   }
   MirrorEndpoint endpoint;
   for (const auto& [k, v] : *table) {
@@ -93,13 +88,13 @@ MirrorConfig parse_mirror_config(const toml::table& table, const std::string& fi
       } else if (const auto* f = v.as_floating_point()) {
         config.fraction = f->get();
       } else {
-        fail(file, key, str_cat("expected a number, got ", type_name(v)));
+        fail(file, key, str_cat("expected a number, got ", toml_type_name(v)));
       }
       if (!(config.fraction >= 0 && config.fraction <= 1))
         fail(file, key, str_cat(config.fraction, " is out of range [0, 1]"));
     } else if (key == "queue" || key == "timeout_ms") {
       const auto* i = v.as_integer();
-      if (i == nullptr) fail(file, key, str_cat("expected an integer, got ", type_name(v)));
+      if (i == nullptr) fail(file, key, str_cat("expected an integer, got ", toml_type_name(v)));
       const int64_t value = i->get();
       const int64_t max = key == "queue" ? int64_t{1} << 20 : 3'600'000;
       if (value < 1 || value > max)

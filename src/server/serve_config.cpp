@@ -12,16 +12,11 @@
 #include <sstream>
 
 #include "muse/error.h"
+#include "server/toml_util.h"
 
 namespace muse::server {
 
 namespace {
-
-std::string type_name(const toml::node& node) {
-  std::ostringstream os;
-  os << node.type();
-  return os.str();
-}
 
 // Reads typed values out of TOML nodes; every message names the file and the key.
 class Reader {
@@ -34,13 +29,13 @@ class Reader {
 
   std::string string(const toml::node& node, const std::string& key) const {
     const auto* s = node.as_string();
-    if (s == nullptr) fail(key, str_cat("expected a string, got ", type_name(node)));
+    if (s == nullptr) fail(key, str_cat("expected a string, got ", toml_type_name(node)));
     return s->get();
   }
 
   int64_t integer(const toml::node& node, const std::string& key, int64_t min, int64_t max) const {
     const auto* i = node.as_integer();
-    if (i == nullptr) fail(key, str_cat("expected an integer, got ", type_name(node)));
+    if (i == nullptr) fail(key, str_cat("expected an integer, got ", toml_type_name(node)));
     int64_t v = i->get();
     if (v < min || v > max) fail(key, str_cat(v, " is out of range [", min, ", ", max, "]"));
     return v;
@@ -49,19 +44,19 @@ class Reader {
   double number(const toml::node& node, const std::string& key) const {
     if (const auto* i = node.as_integer()) return double(i->get());
     const auto* f = node.as_floating_point();
-    if (f == nullptr) fail(key, str_cat("expected a number, got ", type_name(node)));
+    if (f == nullptr) fail(key, str_cat("expected a number, got ", toml_type_name(node)));
     return f->get();
   }
 
   bool boolean(const toml::node& node, const std::string& key) const {
     const auto* b = node.as_boolean();
-    if (b == nullptr) fail(key, str_cat("expected true or false, got ", type_name(node)));
+    if (b == nullptr) fail(key, str_cat("expected true or false, got ", toml_type_name(node)));
     return b->get();
   }
 
   std::vector<std::string> strings(const toml::node& node, const std::string& key) const {
     const auto* arr = node.as_array();
-    if (arr == nullptr) fail(key, str_cat("expected an array of strings, got ", type_name(node)));
+    if (arr == nullptr) fail(key, str_cat("expected an array of strings, got ", toml_type_name(node)));
     std::vector<std::string> out;
     for (size_t i = 0; i < arr->size(); ++i) {
       out.push_back(string((*arr)[i], str_cat(key, "[", i, "]")));
@@ -79,7 +74,7 @@ constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 ModelEntry read_model(const Reader& reader, const toml::node& node, size_t index) {
   const std::string prefix = str_cat("model[", index, "]");
   const auto* table = node.as_table();
-  if (table == nullptr) reader.fail(prefix, str_cat("expected a table, got ", type_name(node)));
+  if (table == nullptr) reader.fail(prefix, str_cat("expected a table, got ", toml_type_name(node)));
   ModelEntry entry;
   for (const auto& [k, v] : *table) {
     const std::string name(k.str());
@@ -104,7 +99,7 @@ ModelEntry read_model(const Reader& reader, const toml::node& node, size_t index
 
 void read_media(const Reader& reader, const toml::node& node, MediaConfig& media) {
   const auto* table = node.as_table();
-  if (table == nullptr) reader.fail("media", str_cat("expected a table, got ", type_name(node)));
+  if (table == nullptr) reader.fail("media", str_cat("expected a table, got ", toml_type_name(node)));
   for (const auto& [k, v] : *table) {
     const std::string name(k.str());
     const std::string key = "media." + name;
@@ -133,12 +128,12 @@ void read_media(const Reader& reader, const toml::node& node, MediaConfig& media
 void read_prices(const Reader& reader, const toml::node& node,
                  std::map<std::string, ModelPrice>& prices) {
   const auto* table = node.as_table();
-  if (table == nullptr) reader.fail("prices", str_cat("expected a table, got ", type_name(node)));
+  if (table == nullptr) reader.fail("prices", str_cat("expected a table, got ", toml_type_name(node)));
   for (const auto& [model, entry] : *table) {
     const std::string prefix = str_cat("prices.", model.str());
     const auto* fields = entry.as_table();
     if (fields == nullptr)
-      reader.fail(prefix, str_cat("expected a table, got ", type_name(entry)));
+      reader.fail(prefix, str_cat("expected a table, got ", toml_type_name(entry)));
     ModelPrice price;
     for (const auto& [k, v] : *fields) {
       const std::string name(k.str());
@@ -197,14 +192,14 @@ void load_serve_config_file(const std::string& path, ServeConfig& config) {
       {"mirror",
        [&](auto& v, auto& k) {
          const auto* t = v.as_table();
-         if (t == nullptr) reader.fail(k, str_cat("expected a table, got ", type_name(v)));
+         if (t == nullptr) reader.fail(k, str_cat("expected a table, got ", toml_type_name(v)));
          out.mirror = parse_mirror_config(*t, path);
        }},
       {"model",
        [&](auto& v, auto& k) {
          const auto* arr = v.as_array();
          if (arr == nullptr || !arr->is_array_of_tables()) {
-           reader.fail(k, str_cat("expected an array of tables ([[model]]), got ", type_name(v)));
+           reader.fail(k, str_cat("expected an array of tables ([[model]]), got ", toml_type_name(v)));
          }
          out.models.clear();  // the file's models replace any given before
          for (size_t i = 0; i < arr->size(); ++i)

@@ -10,6 +10,7 @@
 #include "core/read_file.h"
 #include "model/random_model.h"
 #include "server/http_server.h"
+#include "server/tiny_chat_model.h"
 
 namespace muse::server {
 namespace {
@@ -17,21 +18,6 @@ namespace {
 using nlohmann::ordered_json;
 
 const std::string kShared = MUSE_SHARED_DIR;
-
-std::string tiny_chat_model() {
-  const std::string dir = std::string(MUSE_TEST_TMP) + "/server";
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/tiny-chat.gguf";
-  if (!std::filesystem::exists(path)) {
-    RandomModelSpec spec;
-    spec.vocab_gguf = kShared + "/tokenizers/ggml-vocab-gpt2-as-qwen2.gguf";
-    spec.chat_template = read_file(kShared + "/templates/Qwen-Qwen2.5-7B-Instruct.jinja");
-    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-    write_random_model(spec, parse_quant_target("q8_0"), tmp);
-    std::filesystem::rename(tmp, path);
-  }
-  return path;
-}
 
 class ServerTest : public ::testing::Test {
  protected:

@@ -14,6 +14,7 @@
 #include "core/read_file.h"
 #include "model/random_model.h"
 #include "server/http_server.h"
+#include "server/tiny_chat_model.h"
 
 namespace muse::server {
 namespace {
@@ -25,21 +26,6 @@ const std::string kAdminKey = "admin-secret-for-tests";
 // 48 s into a window that starts at 1699999980 (a multiple of 60): 12 s to its end.
 constexpr int64_t kWindowStart = 1699999980;
 constexpr int64_t kNow = kWindowStart + 48;
-
-std::string tiny_chat_model() {
-  const std::string dir = std::string(MUSE_TEST_TMP) + "/server";
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/tiny-chat-platform.gguf";
-  if (!std::filesystem::exists(path)) {
-    RandomModelSpec spec;
-    spec.vocab_gguf = kShared + "/tokenizers/ggml-vocab-gpt2-as-qwen2.gguf";
-    spec.chat_template = read_file(kShared + "/templates/Qwen-Qwen2.5-7B-Instruct.jinja");
-    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-    write_random_model(spec, parse_quant_target("q8_0"), tmp);
-    std::filesystem::rename(tmp, path);
-  }
-  return path;
-}
 
 class PlatformTest : public ::testing::Test {
  protected:
@@ -55,7 +41,7 @@ class PlatformTest : public ::testing::Test {
     config_.admin_key_file = admin_key_file_;
     config_.prices["tiny"] = ModelPrice{1.5, 4.0};
     ModelEntry entry;
-    entry.path = tiny_chat_model();
+    entry.path = tiny_chat_model("tiny-chat-platform.gguf");
     entry.aliases = {"tiny", "tiny-alias"};
     config_.models = {entry};
     registry_.add(load_served_model(entry, config_));
