@@ -53,13 +53,19 @@ else()
   add_test(NAME server_conformance
            COMMAND ${MUSE_NODE_EXECUTABLE} --test --test-concurrency=1 conformance.test.mjs
            WORKING_DIRECTORY ${_muse_node_dir})
-  add_test(NAME server_load
-           COMMAND ${MUSE_NODE_EXECUTABLE} load.mjs
-           WORKING_DIRECTORY ${_muse_node_dir})
-  add_test(NAME server_multimodal
-           COMMAND ${MUSE_NODE_EXECUTABLE} --test --test-concurrency=1 multimodal.test.mjs
-           WORKING_DIRECTORY ${_muse_node_dir})
-  set_tests_properties(server_conformance server_load server_multimodal PROPERTIES
+  set(_muse_node_tests server_conformance)
+  # Under ThreadSanitizer (10x slower) the conformance suite alone exercises the
+  # server's threads; the load and multimodal suites run in the release and ASan builds.
+  if(NOT "thread" IN_LIST MUSE_SANITIZE)
+    add_test(NAME server_load
+             COMMAND ${MUSE_NODE_EXECUTABLE} load.mjs
+             WORKING_DIRECTORY ${_muse_node_dir})
+    add_test(NAME server_multimodal
+             COMMAND ${MUSE_NODE_EXECUTABLE} --test --test-concurrency=1 multimodal.test.mjs
+             WORKING_DIRECTORY ${_muse_node_dir})
+    list(APPEND _muse_node_tests server_load server_multimodal)
+  endif()
+  set_tests_properties(${_muse_node_tests} PROPERTIES
                        ENVIRONMENT "${_muse_node_env}"
                        LABELS ${_muse_node_label}
                        TIMEOUT ${_muse_node_timeout}
