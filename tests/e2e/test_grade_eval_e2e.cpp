@@ -27,7 +27,7 @@ using nlohmann::json;
 const std::string kMuse = std::string(MUSE_BIN_DIR) + "/muse";
 const std::string kShared = MUSE_SHARED_DIR;
 const std::string kData =
-    (fs::path(__FILE__).parent_path().parent_path() / "data" / "eval").string();
+    (fs::path(MUSE_TESTS_DIR) / "data" / "eval").string();
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

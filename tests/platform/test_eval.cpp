@@ -16,9 +16,9 @@ namespace {
 
 using nlohmann::json;
 
-// tests/data, found from this file's path (the suites live next to the tests).
+// tests/data (MUSE_TESTS_DIR: __FILE__ is relative under ccache's base dir).
 std::string data_dir() {
-  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "data").string();
+  return (std::filesystem::path(MUSE_TESTS_DIR) / "data").string();
 }
 
 std::vector<RubricItem> rubric() {
