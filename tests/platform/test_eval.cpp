@@ -10,6 +10,7 @@
 
 #include "muse/error.h"
 #include "platform/eval.h"
+#include "platform/local_server.h"
 
 namespace muse::platform {
 namespace {
@@ -149,7 +150,8 @@ TEST(Suites, ReadsBothFormatsAndRejectsBadOnes) {
 class FakeEndpoint {
  public:
   FakeEndpoint() {
-    server_.Post("/v1/chat/completions", [](const httplib::Request& req, httplib::Response& res) {
+    local_.server().Post("/v1/chat/completions", [](const httplib::Request& req,
+                                                    httplib::Response& res) {
       const json body = json::parse(req.body);
       const std::string last = body["messages"].back()["content"];
       std::string content = "ADVICE";
@@ -164,20 +166,11 @@ class FakeEndpoint {
           json{{"choices", {{{"message", {{"role", "assistant"}, {"content", content}}}}}}}.dump(),
           "application/json");
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ~FakeEndpoint() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  std::string url() const { return local_.base_url(); }
 
  private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
+  LocalServer local_;
 };
 
 TEST(RunEval, MultipleChoiceAccuracy) {

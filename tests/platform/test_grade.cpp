@@ -9,6 +9,7 @@
 
 #include "muse/error.h"
 #include "platform/grade.h"
+#include "platform/local_server.h"
 #include "platform/report_plot.h"
 
 namespace muse::platform {
@@ -185,7 +186,8 @@ TEST(Grade, JudgeRequestPlacesAnswersAndForcesTheSchema) {
 class FakeJudge {
  public:
   FakeJudge() {
-    server_.Post("/v1/chat/completions", [](const httplib::Request& req, httplib::Response& res) {
+    local_.server().Post("/v1/chat/completions", [](const httplib::Request& req,
+                                                    httplib::Response& res) {
       const json body = json::parse(req.body);
       const std::string user = body["messages"][1]["content"];
       if (user.find("FAIL") != std::string::npos) {
@@ -203,20 +205,11 @@ class FakeJudge {
               .dump(),
           "application/json");
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ~FakeJudge() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  std::string url() const { return local_.base_url(); }
 
  private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
+  LocalServer local_;
 };
 
 MirrorRecord make_record(const std::string& id, const std::string& primary,

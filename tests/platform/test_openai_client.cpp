@@ -11,30 +11,11 @@
 #include <thread>
 
 #include "muse/error.h"
+#include "platform/local_server.h"
 #include "platform/openai_client.h"
 
 namespace muse::platform {
 namespace {
-
-class LocalServer {
- public:
-  LocalServer() {
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ~LocalServer() {
-    server_.stop();
-    thread_.join();
-  }
-  httplib::Server& server() { return server_; }
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
-
- private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-};
 
 class OpenAIClientTest : public ::testing::Test {
  protected:
