@@ -218,24 +218,8 @@ std::string render_chat_prompt(const ServedModel& model, const ChatRequest& req)
   return render_chat_messages(model, req, req.messages);
 }
 
-namespace {
-
-bool has_media_parts(const ordered_json& messages) {
-  for (const auto& m : messages) {
-    auto content = m.find("content");
-    if (content == m.end() || !content->is_array()) continue;
-    for (const auto& part : *content) {
-      const std::string type = part.is_object() ? part.value("type", "") : "";
-      if (type == "image_url" || type == "input_audio") return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 MultimodalPrompt chat_prompt(ServedModel& model, const ChatRequest& req) {
-  if (!has_media_parts(req.messages)) {
+  if (count_media_parts(req.messages) == 0) {
     MultimodalPrompt p;
     p.tokens = tokenize_prompt(model, render_chat_prompt(model, req));
     return p;

@@ -20,20 +20,6 @@ std::string sse(const ordered_json& j) {
   return "data: " + dump_json(j) + "\n\n";
 }
 
-// Image and audio parts of a chat request (usage metering counts them).
-int64_t count_media_inputs(const ordered_json& messages) {
-  int64_t n = 0;
-  for (const auto& m : messages) {
-    auto content = m.find("content");
-    if (content == m.end() || !content->is_array()) continue;
-    for (const auto& part : *content) {
-      const std::string type = part.is_object() ? part.value("type", "") : "";
-      n += (type == "image_url" || type == "input_audio") ? 1 : 0;
-    }
-  }
-  return n;
-}
-
 // Tokens a request may use: its prompt plus max_tokens (or the context's rest) per
 // choice. Computed before the engine is touched, for the tokens-per-minute limit.
 // Media rows are not counted (they are known only after encoding).
@@ -222,7 +208,7 @@ void HttpServer::install_generation_routes() {
                                      std::find(m.aliases.begin(), m.aliases.end(),
                                                config_.mirror.primary.model) != m.aliases.end());
           respond_generation(std::move(started), cr.gen, true, caller,
-                             count_media_inputs(cr.messages), res,
+                             count_media_parts(cr.messages), res,
                              mirror_model ? nlohmann::json::parse(raw) : nlohmann::json());
         } else {
           CompletionRequest cr = parse_completion_request(body, limits_);

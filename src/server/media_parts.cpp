@@ -65,7 +65,7 @@ class Walker {
       if (type == part.end() || !type->is_string()) continue;
       const std::string where = str_cat("messages[", i, "].content[", j, "]");
       const std::string t = *type;
-      if (t != "image_url" && t != "input_image" && t != "input_audio") continue;
+      if (!is_media_part(part)) continue;
       if (!is_user)
         throw invalid_request(str_cat(where, ": only user messages may contain ", t, " parts"),
                               where, "invalid_content_part");
@@ -231,6 +231,25 @@ DataUrl parse_data_url(std::string_view url, const std::string& param) {
   if (!bytes) throw fail("data URL contains invalid base64");
   out.bytes = std::move(*bytes);
   return out;
+}
+
+bool is_media_part(const ordered_json& part) {
+  if (!part.is_object()) return false;
+  const auto type = part.find("type");
+  if (type == part.end() || !type->is_string()) return false;
+  const std::string& t = type->get_ref<const std::string&>();
+  return t == "image_url" || t == "input_image" || t == "input_audio";
+}
+
+int64_t count_media_parts(const ordered_json& messages) {
+  int64_t n = 0;
+  for (const auto& m : messages) {
+    if (!m.is_object()) continue;
+    auto content = m.find("content");
+    if (content == m.end() || !content->is_array()) continue;
+    for (const auto& part : *content) n += is_media_part(part) ? 1 : 0;
+  }
+  return n;
 }
 
 std::vector<MediaPart> collect_media_parts(const ordered_json& messages, const MediaLimits& limits,

@@ -29,6 +29,13 @@ struct MediaLimits {
   int64_t max_media_bytes = 64 << 20;  // decoded bytes of all parts together (413 beyond)
 };
 
+// Whether a content part is an image or audio part (image_url, input_image,
+// input_audio): the one definition the prompt builder, the media walker and usage
+// metering share, so they always agree on which parts are media.
+bool is_media_part(const nlohmann::ordered_json& part);
+// Media parts in the messages (usage metering; 0 = a text-only request).
+int64_t count_media_parts(const nlohmann::ordered_json& messages);
+
 // Walks `messages` as validate_messages (openai_request.cpp) returns them and resolves
 // every media part. Parts:
 //   {"type": "image_url", "image_url": {"url": "data:image/png;base64,..." | "http(s)://...",

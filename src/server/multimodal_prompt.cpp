@@ -10,12 +10,6 @@ using nlohmann::ordered_json;
 
 namespace {
 
-bool is_media_part(const ordered_json& part) {
-  if (!part.is_object()) return false;
-  const std::string type = part.value("type", "");
-  return type == "image_url" || type == "input_audio";
-}
-
 // A copy of the messages with the k-th media part replaced by replace(k).
 ordered_json replace_media_parts(const ordered_json& messages,
                                  const std::function<ordered_json(size_t)>& replace) {
