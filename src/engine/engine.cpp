@@ -177,14 +177,16 @@ struct Sequence {
   // The decoder input of cache position `pos` (a prompt position or a generated token).
   BatchItem item(int32_t token, int32_t pos, int32_t slot, bool logits) const {
     BatchItem it{token, pos, slot, logits};
+    const auto n = static_cast<int32_t>(request.prompt.size());
+    // Media rows replace the placeholder embeddings whatever the positions are
+    // (1-D models such as Muse Nano and Glimmer have no explicit position rows).
+    if (pos < n && !inputs.rows.empty()) it.embedding = inputs.rows[static_cast<size_t>(pos)];
     const auto& P = inputs.positions;
     if (P.rows.empty()) return it;
     it.rope_explicit = true;
-    const auto n = static_cast<int32_t>(request.prompt.size());
     if (pos < n) {
       std::copy(P.rows[static_cast<size_t>(pos)].begin(), P.rows[static_cast<size_t>(pos)].end(),
                 it.rope_pos);
-      if (!inputs.rows.empty()) it.embedding = inputs.rows[static_cast<size_t>(pos)];
     } else {
       it.rope_pos[0] = it.rope_pos[1] = it.rope_pos[2] = P.next + (pos - n);
     }

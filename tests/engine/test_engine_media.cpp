@@ -172,5 +172,33 @@ TEST(EngineMedia, BadMediaIsRefused) {
   EXPECT_THROW(engine.submit(greedy(p, 2)), Error);
 }
 
+// A model with 1-D positions (no M-RoPE rows: Muse Glimmer, Muse Nano) still gets
+// its media rows in place of the placeholders: the engine's first greedy token is
+// the argmax of the reference logits computed with the image.
+TEST(EngineMedia, OneDimensionalPositionModelsTakeTheMediaRows) {
+  const std::string dir = std::string(MUSE_SHARED_DIR) + "/goldens/muse_glimmer";
+  auto model = Model::load(dir);
+  ASSERT_TRUE(model->config().mrope_sections.empty());
+  auto f = SafetensorsFile::open(dir + "/inputs.safetensors");
+  const auto* t = f->find("input_ids");
+  ASSERT_TRUE(t);
+  const auto* ids = static_cast<const int32_t*>(t->view.data);
+  OmniPrompt p;
+  p.ids.assign(ids, ids + t->view.n_elements());
+  auto image = std::make_shared<std::vector<float>>(read_f32(dir + "/outputs.safetensors", "image_embeds"));
+  const int32_t placeholder = model->config().media_tokens.image;
+  const auto first = std::find(p.ids.begin(), p.ids.end(), placeholder) - p.ids.begin();
+  const auto count = std::count(p.ids.begin(), p.ids.end(), placeholder);
+  ASSERT_EQ(static_cast<size_t>(count * model->config().n_embd), image->size());
+  p.media.push_back({first, count, image, 0, 0, 5});
+  Engine engine(model, options());
+  const Outcome o = run(engine, greedy(p, 1));
+  ASSERT_EQ(o.finish, FinishReason::kLength) << o.error;
+  const auto logits = read_f32(dir + "/outputs.safetensors", "logits");
+  const size_t V = static_cast<size_t>(model->config().n_vocab), last = p.ids.size() - 1;
+  const auto row = logits.begin() + static_cast<std::ptrdiff_t>(last * V);
+  EXPECT_EQ(o.tokens.at(0), std::max_element(row, row + V) - row);
+}
+
 }  // namespace
 }  // namespace muse
