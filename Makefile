@@ -2,7 +2,7 @@
 # build, and then run Muse or its whole test suite.
 JOBS ?= $(shell nproc)
 BUILD := build
-MODEL ?= $(BUILD)/models/tiny-chat.gguf
+MODEL ?= models/muse-nano.gguf
 HOST ?= 127.0.0.1
 PORT ?= 8080
 SHARED ?= ../shared
@@ -20,12 +20,6 @@ setup:
 build: setup
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS)
-
-$(MODEL): build
-	@mkdir -p $(dir $(MODEL))
-	$(BUILD)/bin/muse debug make-model --arch qwen2 --size tiny --type q8_0 \
-	  --vocab $(SHARED)/tokenizers/ggml-vocab-gpt2-as-qwen2.gguf \
-	  --chat-template $(SHARED)/templates/Qwen-Qwen2.5-7B-Instruct.jinja -o $(MODEL)
 
 # Multimodal test models for the server tests (random weights at n_embd 128, a real
 # vocabulary plus each model's special tokens, its chat template; encoders of the golden
@@ -66,10 +60,10 @@ $(BUILD)/models/glimmer-test-mmproj.gguf: build
 	  --mmproj $@ --mmproj-type f32
 	@rm -f $@.text.tmp
 
-# Until a trained default model ships (issue 7), the server runs a random-weight model
-# with a real vocabulary and chat template: every API feature works, the text is noise.
-run: build $(MODEL)
-	$(BUILD)/bin/muse serve --model $(MODEL) --model-alias muse-default --host $(HOST) --port $(PORT)
+# The default model is Muse Nano (models/muse-nano.gguf, trained by train/: text, images
+# of shapes, speech; docs/muse-nano.md). MODEL=path serves another GGUF or HF directory.
+run: build
+	$(BUILD)/bin/muse serve --model $(MODEL) --model-alias muse-nano --host $(HOST) --port $(PORT)
 
 test: build test-sanitize
 	ctest --preset release -j $(JOBS)

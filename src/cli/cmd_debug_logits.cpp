@@ -129,10 +129,10 @@ Runner add_debug_logits(CLI::App& app) {
     MUSE_CHECK(!(has_media && o->greedy > 0), "--greedy is not supported with media inputs yet");
     SafetensorsWriter w;
     if (has_media) {
-      std::string enc_path = o->mmproj;
-      if (enc_path.empty() && std::filesystem::is_directory(o->model)) enc_path = o->model;
-      MUSE_CHECK(!enc_path.empty(), "the ids hold media placeholders: give --mmproj");
-      const MediaEncoders enc = load_media_encoders(enc_path);
+      const MediaEncoders enc = o->mmproj.empty() ? load_model_media_encoders(o->model)
+                                                  : load_media_encoders(o->mmproj);
+      MUSE_CHECK(enc.vision || enc.audio, "the ids hold media placeholders and ",
+                 o->mmproj.empty() ? o->model : o->mmproj, " has no encoders: give --mmproj");
       MultimodalInputs in{ids, read_images(*inputs, o->inputs), read_audio(*inputs, o->inputs)};
       const MultimodalOutputs out = run_multimodal(decoder, enc, in);
       add_f32(w, "logits", out.logits, V);

@@ -14,6 +14,20 @@
 
 namespace muse::cli {
 
+namespace {
+
+std::string default_model_path() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto beside = exe.parent_path().parent_path().parent_path() / "models" / "muse-nano.gguf";
+    if (std::filesystem::exists(beside, ec)) return beside.string();
+  }
+  return MUSE_DEFAULT_MODEL;
+}
+
+}  // namespace
+
 Runner add_serve(CLI::App& app) {
   struct Opts {
     server::ServeConfig cfg;
@@ -24,7 +38,7 @@ Runner add_serve(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.add_option("--config", o->config_file, "TOML config file (flags override it)")
       ->check(CLI::ExistingFile);
-  app.add_option("-m,--model", o->models, "GGUF file or Hugging Face directory (repeatable)");
+  app.add_option("-m,--model", o->models, "GGUF file or Hugging Face directory (repeatable; default: the shipped Muse Nano)");
   app.add_option("--model-alias", o->aliases, "Name clients use for the model (repeatable)");
   auto* host = app.add_option("--host", o->cfg.host, "Address to listen on");
   auto* port = app.add_option("--port", o->cfg.port, "Port (0 picks a free one)");
@@ -70,6 +84,12 @@ Runner add_serve(CLI::App& app) {
     MUSE_CHECK(o->mmproj.empty() || o->models.size() == 1, "--mmproj needs exactly one --model");
     MUSE_CHECK(o->aliases.empty() || o->models.size() == 1,
                "--model-alias needs exactly one --model; use a config file to name several models");
+    // Neither --model nor a config file's models: the shipped default model, found next
+    // to the binary (build/bin/muse -> models/) or where this build's sources are.
+    if (o->models.empty() && cfg.models.empty()) {
+      o->models.push_back(default_model_path());
+      if (o->aliases.empty()) o->aliases.push_back("muse-nano");
+    }
     for (const auto& path : o->models) {
       server::ModelEntry e;
       e.path = path;

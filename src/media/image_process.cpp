@@ -184,6 +184,10 @@ ResizeTarget processor_target_size(int64_t height, int64_t width, const ImagePro
                  height);
       return {th * factor, tw * factor};
     }
+    case ImageProcessorSpec::Kind::FixedSize:
+      MUSE_CHECK(spec.image_size > 0 && spec.image_size % spec.patch_size == 0,
+                 "image processor: FixedSize needs image_size a multiple of patch_size");
+      return {spec.image_size, spec.image_size};
   }
   throw Error("image processor: unknown kind");
 }
@@ -214,6 +218,17 @@ ImagePatches preprocess_image(const RgbImage& image, const ImageProcessorSpec& s
              "image processor: grid is not a multiple of merge_size");
   out.pixel_values.resize(static_cast<size_t>(out.n_patches() * out.patch_dim));
   float* dst = out.pixel_values.data();
+  if (spec.kind == ImageProcessorSpec::Kind::FixedSize) {
+    // Raster patches, each row-major pixels with the channels innermost.
+    for (int64_t gy = 0; gy < out.grid_h; ++gy)
+      for (int64_t gx = 0; gx < out.grid_w; ++gx)
+        for (int64_t py = 0; py < ps; ++py)
+          for (int64_t px = 0; px < ps; ++px) {
+            const uint8_t* src = &img.rgb[((gy * ps + py) * img.width + gx * ps + px) * 3];
+            for (int c = 0; c < 3; ++c) *dst++ = lut[c][src[c]];
+          }
+    return out;
+  }
   if (spec.kind == ImageProcessorSpec::Kind::MuseGlimmer) {
     // MuseGlimmer's processor (as its golden shows) emits patches in raster order
     // (row by row of 14x14 patches, no merge grouping), each row laid out

@@ -6,12 +6,12 @@ namespace muse {
 
 // The one list of supported text architectures.
 extern const ArchSpec kArchLlama, kArchQwen2, kArchQwen3, kArchGemma3, kArchMuseGlimmer,
-    kArchQwen2VL, kArchQwen25Omni;
+    kArchQwen2VL, kArchQwen25Omni, kArchMuse;
 
 const std::vector<const ArchSpec*>& all_archs() {
   static const std::vector<const ArchSpec*> archs = {
       &kArchLlama,       &kArchQwen2,   &kArchQwen3,     &kArchGemma3,
-      &kArchMuseGlimmer, &kArchQwen2VL, &kArchQwen25Omni};
+      &kArchMuseGlimmer, &kArchQwen2VL, &kArchQwen25Omni, &kArchMuse};
   return archs;
 }
 

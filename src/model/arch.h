@@ -36,6 +36,14 @@ struct TensorSpec {
   HfTransform transform = HfTransform::None;
 };
 
+// A tensor of a media encoder that lives in the model file itself (architectures
+// whose decoder reads image/audio rows straight from a projection, like `muse`):
+// the converter copies it from the Hugging Face directory under its GGUF name.
+struct EmbeddedTensor {
+  std::string gguf_name;
+  std::string hf_name;
+};
+
 struct ArchSpec {
   std::string gguf_name;                 // general.architecture
   std::vector<std::string> hf_model_types;  // config.json model_type values
@@ -43,6 +51,11 @@ struct ArchSpec {
   std::function<ModelConfig(const GgufFile& file)> from_gguf;
   std::function<void(const ModelConfig& c, GgufWriter& w)> to_gguf;
   std::vector<TensorSpec> tensors;
+  // In-file media encoders (empty for text-only models and for those with an
+  // mmproj): their tensors, and their metadata written from config.json (keys
+  // under "<arch>.vision." / "<arch>.audio.", which GGUF-to-GGUF conversion copies).
+  std::vector<EmbeddedTensor> media_tensors = {};
+  std::function<void(const nlohmann::json& config, GgufWriter& w)> media_to_gguf = nullptr;
 };
 
 const std::vector<const ArchSpec*>& all_archs();

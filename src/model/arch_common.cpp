@@ -25,6 +25,11 @@ double opt_num(const nlohmann::json& j, const char* key, double def) {
 
 }  // namespace
 
+int32_t hf_token_id(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int32_t>() : -1;
+}
+
 float hf_rope_theta(const nlohmann::json& j, float fallback) {
   if (auto rp = j.find("rope_parameters"); rp != j.end() && rp->is_object()) {
     if (auto t = rp->find("rope_theta"); t != rp->end() && t->is_number()) return t->get<float>();

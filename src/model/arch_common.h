@@ -18,6 +18,9 @@ void gguf_write_common(const ModelConfig& c, GgufWriter& w);
 // GGUF key suffixes ("<arch>.media.<key>") of the media placeholder ids.
 const std::vector<std::pair<const char*, int32_t MediaTokenIds::*>>& media_token_keys();
 
+// An integer token id from config.json, -1 when the key is absent or not an integer.
+int32_t hf_token_id(const nlohmann::json& j, const char* key);
+
 // The rope base of an HF config: rope_parameters.rope_theta, or the legacy
 // top-level rope_theta, or `fallback`.
 float hf_rope_theta(const nlohmann::json& params_or_config, float fallback);

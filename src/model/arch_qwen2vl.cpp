@@ -14,11 +14,6 @@ namespace {
 
 constexpr const char* kArch = "qwen2vl";
 
-int32_t token_id(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int32_t>() : -1;
-}
-
 // The thinker's own config: the whole model's config.json ("qwen2_5_omni") nests
 // it in thinker_config.
 const nlohmann::json& thinker_config(const nlohmann::json& root) {
@@ -47,13 +42,13 @@ ModelConfig qwen2vl_from_hf(const nlohmann::json& root) {
     c.mrope_sections.push_back(s.get<int64_t>());
   }
   auto& m = c.media_tokens;
-  m.image = token_id(th, "image_token_index");
-  m.audio = token_id(th, "audio_token_index");
-  m.video = token_id(th, "video_token_index");
-  m.vision_start = token_id(th, "vision_start_token_id");
-  m.vision_end = token_id(th, "vision_end_token_id");
-  m.audio_start = token_id(th, "audio_start_token_id");
-  m.audio_end = token_id(th, "audio_end_token_id");
+  m.image = hf_token_id(th, "image_token_index");
+  m.audio = hf_token_id(th, "audio_token_index");
+  m.video = hf_token_id(th, "video_token_index");
+  m.vision_start = hf_token_id(th, "vision_start_token_id");
+  m.vision_end = hf_token_id(th, "vision_end_token_id");
+  m.audio_start = hf_token_id(th, "audio_start_token_id");
+  m.audio_end = hf_token_id(th, "audio_end_token_id");
   // The HF config names no vision end id; the vocabulary puts it right after the start.
   if (m.vision_end < 0 && m.vision_start >= 0) m.vision_end = m.vision_start + 1;
   return c;

@@ -7,6 +7,7 @@
 #include "core/thread_pool.h"
 #include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
+#include "model/encoder_weights.h"
 #include "model/hf_tokenizer.h"
 #include "muse/error.h"
 
@@ -134,6 +135,39 @@ std::vector<uint8_t> convert_tensor(const TensorView& src, DType type) {
   return out;
 }
 
+namespace {
+
+// Media encoders stored in the model file (ArchSpec::media_tensors): copied from
+// the source (a Hugging Face directory or a GGUF) with their metadata.
+void add_embedded_media(const Model& model, const QuantTarget& target, GgufWriter& w) {
+  const ArchSpec& arch = model.arch();
+  if (arch.media_tensors.empty()) return;
+  const auto& c = model.config();
+  std::unique_ptr<EncoderWeights> src;
+  if (const GgufFile* g = model.gguf()) {
+    for (const std::string& group : {std::string(".vision."), std::string(".audio.")}) {
+      const std::string prefix = arch.gguf_name + group;
+      for (const auto& key : g->key_order())
+        if (key.rfind(prefix, 0) == 0) w.set(key, g->metadata().at(key));
+    }
+    src = EncoderWeights::open_gguf(model.path());
+  } else {
+    src = EncoderWeights::open_hf_dir(model.hf_dir());
+    if (arch.media_to_gguf) arch.media_to_gguf(src->hf_config(), w);
+  }
+  for (const auto& t : arch.media_tensors) {
+    if (!src->has(t.gguf_name, t.hf_name)) continue;  // a model without that modality
+    const std::vector<int64_t> ne = src->shape(t.gguf_name, t.hf_name);
+    const TensorView view = src->tensor(t.gguf_name, t.hf_name, ne);
+    const DType type = tensor_type_for(target, t.gguf_name, view.n_dims, view.cols(), c.n_layer,
+                                       false);
+    auto data = convert_tensor(view, type);
+    w.add_tensor(t.gguf_name, type, ne, data.data(), data.size());
+  }
+}
+
+}  // namespace
+
 void write_gguf(const Model& model, const std::string& out, const QuantTarget& target) {
   const auto& c = model.config();
   GgufWriter w;
@@ -155,6 +189,7 @@ void write_gguf(const Model& model, const std::string& out, const QuantTarget& t
     std::vector<int64_t> ne(t.view.ne.begin(), t.view.ne.begin() + t.view.n_dims);
     w.add_tensor(t.name, type, ne, data.data(), data.size());
   }
+  add_embedded_media(model, target, w);
   w.write(out);
 }
 

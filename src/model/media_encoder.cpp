@@ -8,6 +8,7 @@
 #include "core/read_file.h"
 #include "model/audio_qwen25omni.h"
 #include "model/encoder_weights.h"
+#include "model/media_muse.h"
 #include "model/vision_muse_glimmer.h"  // HOOK (Muse Glimmer): encoder by another engineer
 #include "model/vision_qwen25.h"
 #include "muse/error.h"
@@ -53,6 +54,8 @@ MediaEncoders load_from_hf_dir(const std::string& dir) {
     MUSE_CHECK(config.contains("thinker_config") && config["thinker_config"].is_object(),
                config_path.string(), ": model_type qwen2_5_omni without a thinker_config");
     holder = &config["thinker_config"];
+  } else if (model_type == "muse") {  // projections next to the decoder
+    return load_muse_media(EncoderWeights::open_hf_dir(dir), muse_media_config_from_hf(config));
   } else if (model_type == "muse_glimmer") {  // HOOK (Muse Glimmer)
     MediaEncoders out;
     if (!config.contains("vision_config")) return out;
@@ -99,6 +102,15 @@ MediaEncoders load_media_encoders(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(str_cat(path, ": bad configuration value: ", e.what()));
   }
+}
+
+MediaEncoders load_model_media_encoders(const std::string& model_path) {
+  std::error_code ec;
+  if (fs::is_directory(model_path, ec)) return load_media_encoders(model_path);
+  std::shared_ptr<EncoderWeights> weights = EncoderWeights::open_gguf(model_path);
+  const GgufFile& g = *weights->gguf();
+  if (g.get_string_or("general.architecture", "") != "muse") return {};
+  return load_muse_media(weights, muse_media_config_from_gguf(g));
 }
 
 }  // namespace muse

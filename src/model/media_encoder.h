@@ -34,7 +34,10 @@ struct ImageProcessorSpec {
   enum class Kind {
     Qwen2VL,      // smart_resize to multiples of patch*merge within [min,max] pixels, bicubic
     MuseGlimmer,  // aspect-preserving grid under max_tokens merged tokens
+    FixedSize,    // resized to image_size x image_size (aspect not kept), raster
+                  // patches laid out [py][px][channel] (Muse Nano)
   } kind = Kind::Qwen2VL;
+  int64_t image_size = 0;                            // FixedSize
   int64_t patch_size = 14, temporal_patch = 2, merge_size = 2;
   int64_t min_pixels = 3136, max_pixels = 12845056;  // Qwen2VL
   int64_t max_tokens = 0;                            // MuseGlimmer: cap on merged tokens
@@ -81,5 +84,10 @@ struct MediaEncoders {
 // vision_config / audio_config). Throws muse::Error naming what is missing or
 // malformed; a directory without any encoder gives empty MediaEncoders.
 MediaEncoders load_media_encoders(const std::string& path);
+
+// The encoders a model carries itself, without an mmproj: a Hugging Face
+// directory's (as load_media_encoders), or those inside a GGUF model file of an
+// architecture that embeds them (`muse`). Any other model gives empty MediaEncoders.
+MediaEncoders load_model_media_encoders(const std::string& model_path);
 
 }  // namespace muse

@@ -63,18 +63,18 @@ std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const Se
   }
   served->engine = std::make_unique<Engine>(served->model, eo);
 
-  // Encoders: the mmproj file named in the entry, else the model directory's own.
-  const std::string encoders_path =
-      !entry.mmproj.empty() ? entry.mmproj
-                            : (std::filesystem::is_directory(entry.path) ? entry.path : "");
-  if (!encoders_path.empty()) {
-    MediaEncoders enc = load_media_encoders(encoders_path);
+  // Encoders: the mmproj file named in the entry, else the model's own (a Hugging
+  // Face directory's, or the projections inside a `muse` GGUF).
+  {
+    const std::string& encoders_path = entry.mmproj.empty() ? entry.path : entry.mmproj;
+    MediaEncoders enc = entry.mmproj.empty() ? load_model_media_encoders(entry.path)
+                                             : load_media_encoders(entry.mmproj);
     for (int64_t width : {enc.vision ? enc.vision->n_embd_out() : 0,
                           enc.audio ? enc.audio->n_embd_out() : 0})
       MUSE_CHECK(width == 0 || width == served->model->config().n_embd, encoders_path,
                  ": the encoders give rows of width ", width, ", the model needs ",
                  served->model->config().n_embd);
-    MUSE_CHECK(!entry.mmproj.empty() || enc.vision || enc.audio, encoders_path,
+    MUSE_CHECK(entry.mmproj.empty() || enc.vision || enc.audio, encoders_path,
                ": no image or audio encoder found");
     if (enc.vision || enc.audio) {
       const MediaConfig& mc = config.media;

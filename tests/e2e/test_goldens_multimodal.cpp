@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/compare.h"
 #include "core/read_file.h"
 #include "media/audio.h"
 #include "media/image.h"
@@ -38,13 +39,7 @@ std::vector<T> read(const std::string& path, const std::string& key) {
   return std::vector<T>(p, p + t->view.n_elements());
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-    m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-  return m;
-}
+using test::max_abs_diff;
 
 // Spans of the golden prompt, filled with the golden embeddings.
 std::vector<MediaSpan> golden_spans(const ModelConfig& c, const std::vector<int32_t>& ids,

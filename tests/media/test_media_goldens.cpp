@@ -9,6 +9,7 @@
 #include <iterator>
 #include <string>
 
+#include "common/compare.h"
 #include "media/audio.h"
 #include "media/image.h"
 #include "model/safetensors.h"
@@ -40,13 +41,7 @@ std::span<const int32_t> ints(const SafetensorsTensor& t) {
   return {static_cast<const int32_t*>(t.view.data), static_cast<size_t>(t.view.n_elements())};
 }
 
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0.0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - b[i]));
-  return worst;
-}
+using test::max_abs_diff;
 
 // Measured against the goldens: log-mel max error 1.3e-5 (the reference computes
 // in float32, we in double); the required bound is 1e-3, we check 1e-4.

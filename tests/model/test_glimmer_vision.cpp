@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/compare.h"
 #include "core/thread_pool.h"
 #include "model/safetensors.h"
 #include "model/vision_muse_glimmer.h"
@@ -61,14 +62,7 @@ std::unique_ptr<VisionEncoder> load_hf() {
       weights, muse_glimmer_vision_config_from_hf(weights->hf_config(), nlohmann::json()));
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
-  }
-  return m;
-}
+using test::max_abs_diff;
 
 TEST(GlimmerVision, ConfigFromHf) {
   const MuseGlimmerVisionConfig c = hf_config();

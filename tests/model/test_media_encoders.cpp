@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/compare.h"
 #include "model/audio_qwen25omni.h"
 #include "model/encoder_ops.h"
 #include "model/gguf.h"
@@ -75,14 +76,7 @@ const Golden& golden() {
   return g;
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
-  }
-  return m;
-}
+using test::max_abs_diff;
 
 // Runs both encoders of `path` on the golden inputs and checks the errors.
 void check_encoders(const std::string& path, double bound, const char* label) {

@@ -708,7 +708,7 @@ test('README examples: curl and the openai SDK script work', T, async () => {
   assert.ok(curlBlock, 'README has a curl example');
   const curl = curlBlock[1]
     .replaceAll('http://127.0.0.1:8080', server.baseUrl)
-    .replaceAll('muse-default', MODEL);
+    .replaceAll('muse-nano', MODEL);
   const r = spawnSync('bash', ['-c', curl], { encoding: 'utf8', timeout: scaled(60000) });
   assert.equal(r.status, 0, r.stderr);
   const body = JSON.parse(r.stdout);
@@ -733,4 +733,79 @@ test('README examples: curl and the openai SDK script work', T, async () => {
 
 test('SIGTERM: the server exits 0 promptly with a clean log', T, async () => {
   await stopAndCheck(server);
+});
+
+// ---------------------------------------------------------------------------------------
+// Muse Nano, the shipped default model (models/muse-nano.gguf): meaning end to end. Its
+// inputs are held-out evaluation items (tests/data/muse-nano, train/eval_nano.py), so the
+// expected words come from how they were made, not from a previous run.
+const NANO_DIR = new URL('../../data/muse-nano/', import.meta.url).pathname;
+const NANO_MODEL = new URL('../../../models/muse-nano.gguf', import.meta.url).pathname;
+const NANO_CASES = JSON.parse(fs.readFileSync(join(NANO_DIR, 'cases.json'), 'utf8'));
+const NANO_WEATHER_TOOL = {
+  type: 'function',
+  function: {
+    name: 'get_weather', description: 'Get the current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
+let nanoServer;
+async function nano() {
+  if (!nanoServer) nanoServer = await startServer({ name: 'muse-nano', modelFile: NANO_MODEL });
+  return nanoServer.client();
+}
+after(async () => {
+  if (nanoServer && !nanoServer.exited) await stopAndCheck(nanoServer);
+});
+const nanoCase = (task) => {
+  const c = NANO_CASES.find((x) => x.task === task);
+  assert.ok(c, `tests/data/muse-nano has a ${task} case`);
+  return c;
+};
+// The case's user turn as OpenAI content parts (its PNG / WAV as base64).
+const nanoContent = (c) => c.messages.at(-1).content.map((p) => {
+  if (p.type === 'text') return { type: 'text', text: p.text };
+  const data = fs.readFileSync(join(NANO_DIR, p.file)).toString('base64');
+  return p.type === 'image'
+    ? { type: 'image_url', image_url: { url: `data:image/png;base64,${data}` } }
+    : { type: 'input_audio', input_audio: { data, format: 'wav' } };
+});
+
+test('muse nano: an image of a shape is described by its colour and shape', T, async () => {
+  const c = nanoCase('shape/colour naming');
+  const r = await (await nano()).chat.completions.create({
+    model: MODEL, temperature: 0, max_tokens: 24,
+    messages: [{ role: 'user', content: nanoContent(c) }],
+  });
+  const text = r.choices[0].message.content.toLowerCase();
+  assert.match(text, new RegExp(`\\b${c.facts.color}\\b`), text);
+  assert.match(text, new RegExp(`\\b${c.facts.shape}\\b`), text);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+});
+
+test('muse nano: a spoken digit in input_audio is heard', T, async () => {
+  const c = nanoCase('spoken digits');
+  const r = await (await nano()).chat.completions.create({
+    model: MODEL, temperature: 0, max_tokens: 16,
+    messages: [{ role: 'user', content: nanoContent(c) }],
+  });
+  const text = r.choices[0].message.content;
+  assert.deepEqual(text.match(/\d+/g), [String(c.facts.value)], text);
+  assert.ok(r.usage.prompt_tokens > 20, 'the clip became many prompt positions');
+});
+
+test('muse nano: a weather question becomes a structured get_weather call', T, async () => {
+  for (const city of ['Tokyo', 'Buenos Aires']) {
+    const r = await (await nano()).chat.completions.create({
+      model: MODEL, temperature: 0, max_tokens: 40, tools: [NANO_WEATHER_TOOL],
+      messages: [{ role: 'user', content: `What's the weather in ${city}?` }],
+    });
+    const choice = r.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    assert.equal(choice.message.tool_calls.length, 1);
+    const call = choice.message.tool_calls[0];
+    assert.equal(call.type, 'function');
+    assert.equal(call.function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(call.function.arguments), { city });
+  }
 });

@@ -7,8 +7,8 @@ const client = new OpenAI({
   apiKey: process.env.OPENAI_API_KEY ?? 'no-key-needed',
 });
 const stream = await client.chat.completions.create({
-  model: process.env.MUSE_MODEL ?? 'muse-default',
-  messages: [{ role: 'user', content: 'Write a haiku about the sea.' }],
+  model: process.env.MUSE_MODEL ?? 'muse-nano',
+  messages: [{ role: 'user', content: 'Who are you?' }],
   max_tokens: 32,
   stream: true,
 });
