@@ -25,9 +25,11 @@ double opt_num(const nlohmann::json& j, const char* key, double def) {
 
 }  // namespace
 
-int32_t hf_token_id(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int32_t>() : -1;
+void read_hf_media_tokens(const nlohmann::json& j, std::initializer_list<MediaTokenKey> keys,
+                          MediaTokenIds& out) {
+  for (const auto& [key, member] : keys)
+    if (auto it = j.find(key); it != j.end() && it->is_number_integer())
+      out.*member = it->get<int32_t>();
 }
 
 float hf_rope_theta(const nlohmann::json& j, float fallback) {

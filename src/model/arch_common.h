@@ -3,7 +3,9 @@
 // standard Llama-style tensor table.
 #pragma once
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "model/arch.h"
 
@@ -18,8 +20,11 @@ void gguf_write_common(const ModelConfig& c, GgufWriter& w);
 // GGUF key suffixes ("<arch>.media.<key>") of the media placeholder ids.
 const std::vector<std::pair<const char*, int32_t MediaTokenIds::*>>& media_token_keys();
 
-// An integer token id from config.json, -1 when the key is absent or not an integer.
-int32_t hf_token_id(const nlohmann::json& j, const char* key);
+// Media placeholder/wrapper ids from config.json: each key of `keys` that holds an
+// integer sets its member of `out`; absent keys leave the member as it is (-1).
+using MediaTokenKey = std::pair<const char*, int32_t MediaTokenIds::*>;
+void read_hf_media_tokens(const nlohmann::json& j, std::initializer_list<MediaTokenKey> keys,
+                          MediaTokenIds& out);
 
 // The rope base of an HF config: rope_parameters.rope_theta, or the legacy
 // top-level rope_theta, or `fallback`.

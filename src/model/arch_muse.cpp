@@ -18,13 +18,15 @@ constexpr const char* kArch = "muse";
 
 ModelConfig muse_from_hf(const nlohmann::json& j) {
   ModelConfig c = hf_common_config(j, kArch);
-  auto& m = c.media_tokens;
-  m.image = hf_token_id(j, "image_token_id");
-  m.audio = hf_token_id(j, "audio_token_id");
-  m.vision_start = hf_token_id(j, "image_start_token_id");
-  m.vision_end = hf_token_id(j, "image_end_token_id");
-  m.audio_start = hf_token_id(j, "audio_start_token_id");
-  m.audio_end = hf_token_id(j, "audio_end_token_id");
+  using M = MediaTokenIds;
+  read_hf_media_tokens(j,
+                       {{"image_token_id", &M::image},
+                        {"audio_token_id", &M::audio},
+                        {"image_start_token_id", &M::vision_start},
+                        {"image_end_token_id", &M::vision_end},
+                        {"audio_start_token_id", &M::audio_start},
+                        {"audio_end_token_id", &M::audio_end}},
+                       c.media_tokens);
   return c;
 }
 

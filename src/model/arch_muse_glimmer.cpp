@@ -30,10 +30,10 @@ ModelConfig glimmer_from_hf(const nlohmann::json& root) {
              "muse_glimmer config.json: text_config is missing");
   const auto& j = root["text_config"];
   ModelConfig c = hf_common_config(j, kArch);
-  for (const auto& [key, member] :
-       {std::pair{"image_token_id", &MediaTokenIds::image}, {"video_token_id", &MediaTokenIds::video}})
-    if (auto it = root.find(key); it != root.end() && it->is_number_integer())
-      c.media_tokens.*member = it->get<int32_t>();
+  read_hf_media_tokens(root,
+                       {{"image_token_id", &MediaTokenIds::image},
+                        {"video_token_id", &MediaTokenIds::video}},
+                       c.media_tokens);
   finish_common(c);
   c.post_norm_eps = j.value("post_norm_eps", c.norm_eps);
   c.sliding_window = j.value("sliding_window", int64_t{0});

@@ -41,14 +41,17 @@ ModelConfig qwen2vl_from_hf(const nlohmann::json& root) {
     MUSE_CHECK(s.is_number_integer(), "qwen2.5-omni config.json: mrope_section must hold integers");
     c.mrope_sections.push_back(s.get<int64_t>());
   }
+  using M = MediaTokenIds;
+  read_hf_media_tokens(th,
+                       {{"image_token_index", &M::image},
+                        {"audio_token_index", &M::audio},
+                        {"video_token_index", &M::video},
+                        {"vision_start_token_id", &M::vision_start},
+                        {"vision_end_token_id", &M::vision_end},
+                        {"audio_start_token_id", &M::audio_start},
+                        {"audio_end_token_id", &M::audio_end}},
+                       c.media_tokens);
   auto& m = c.media_tokens;
-  m.image = hf_token_id(th, "image_token_index");
-  m.audio = hf_token_id(th, "audio_token_index");
-  m.video = hf_token_id(th, "video_token_index");
-  m.vision_start = hf_token_id(th, "vision_start_token_id");
-  m.vision_end = hf_token_id(th, "vision_end_token_id");
-  m.audio_start = hf_token_id(th, "audio_start_token_id");
-  m.audio_end = hf_token_id(th, "audio_end_token_id");
   // The HF config names no vision end id; the vocabulary puts it right after the start.
   if (m.vision_end < 0 && m.vision_start >= 0) m.vision_end = m.vision_start + 1;
   return c;
