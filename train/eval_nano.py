@@ -8,6 +8,8 @@
         --hf /path/to/muse-nano-hf
     # the reference data tests/e2e/test_muse_nano.cpp checks (needs python3-torch)
     python3 train/eval_nano.py reference --hf /path/to/muse-nano-hf --out tests/data/muse-nano
+    # shape confusion of a checkpoint in PyTorch (a quick check while training)
+    python3 train/eval_nano.py shapes --hf /path/to/muse-nano-hf --scale 0.5
 
 The evaluation set is generated with its own seed (default 777; training used 1234):
 fresh espeak-ng renditions (voice, variant, speed, pitch, noise) and fresh images.
@@ -344,10 +346,35 @@ def cmd_reference(a):
     return 0
 
 
+def cmd_shapes(a):
+    """Shape confusion of a checkpoint in PyTorch: "What shape is this?" on held-out
+    single-shape images; a quick check of the image pathway while training."""
+    from collections import Counter
+    from nano_tokenizer import Tokenizer
+    tok = Tokenizer.load(os.path.join(a.hf, "tokenizer.json"))
+    model, torch = torch_model(a.hf)
+    torch.set_num_threads(a.threads)
+    rng = np.random.default_rng(a.seed)
+    confusion, n = Counter(), int(round(200 * a.scale))
+    for _ in range(n):
+        img, shapes = nm.draw_shapes(rng, 1)
+        s = {"messages": [{"role": "user", "content": [T.image_part(img),
+                                                       T.text_part("What shape is this?")]}]}
+        ids, media = prompt_inputs(tok, s)
+        said = [w for w in nm.SHAPES if w in tok.decode(torch_greedy(model, torch, tok, ids, media, 8))]
+        confusion[shapes[0]["shape"], said[0] if said else "-"] += 1
+    print("true \\ said " + " ".join(f"{w:>9}" for w in nm.SHAPES + ["-"]))
+    for t in nm.SHAPES:
+        print(f"{t:>12} " + " ".join(f"{confusion[t, w]:>9}" for w in nm.SHAPES + ["-"]))
+    right = sum(confusion[t, t] for t in nm.SHAPES)
+    print(f"shape accuracy {right}/{n} = {100 * right / n:.1f}%")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ["accuracy", "logits", "reference"]:
+    for name in ["accuracy", "logits", "reference", "shapes"]:
         p = sub.add_parser(name)
         p.add_argument("--seed", type=int, default=EVAL_SEED)
         p.add_argument("--scale", type=float, default=1.0, help="fraction of the full set")
@@ -358,7 +385,8 @@ def main():
         p.add_argument("--json")
         p.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    return {"accuracy": cmd_accuracy, "logits": cmd_logits, "reference": cmd_reference}[a.cmd](a)
+    return {"accuracy": cmd_accuracy, "logits": cmd_logits, "reference": cmd_reference,
+            "shapes": cmd_shapes}[a.cmd](a)
 
 
 if __name__ == "__main__":
