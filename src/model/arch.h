@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -17,8 +18,10 @@
 
 namespace muse {
 
+class EncoderWeights;
 class GgufFile;
 class GgufWriter;
+struct MediaEncoders;
 
 enum class HfTransform {
   None,
@@ -56,6 +59,9 @@ struct ArchSpec {
   // under "<arch>.vision." / "<arch>.audio.", which GGUF-to-GGUF conversion copies).
   std::vector<EmbeddedTensor> media_tensors = {};
   std::function<void(const nlohmann::json& config, GgufWriter& w)> media_to_gguf = nullptr;
+  // Builds those in-file encoders from the model's own weights (a GGUF model file
+  // or a Hugging Face directory); null when the architecture embeds none.
+  MediaEncoders (*load_media)(std::shared_ptr<EncoderWeights> weights) = nullptr;
 };
 
 const std::vector<const ArchSpec*>& all_archs();

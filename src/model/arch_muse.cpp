@@ -35,7 +35,14 @@ ModelConfig muse_from_gguf(const GgufFile& f) { return gguf_common_config(f, kAr
 }  // namespace
 
 extern const ArchSpec kArchMuse;
-const ArchSpec kArchMuse{kArch,          {"muse"}, muse_from_hf, muse_from_gguf, gguf_write_common,
-                         llama_like_tensors("model."), muse_media_tensors(), muse_media_to_gguf};
+const ArchSpec kArchMuse{kArch,
+                         {"muse"},
+                         muse_from_hf,
+                         muse_from_gguf,
+                         gguf_write_common,
+                         llama_like_tensors("model."),
+                         muse_media_tensors(),
+                         muse_media_to_gguf,
+                         load_muse_media};
 
 }  // namespace muse

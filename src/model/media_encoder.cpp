@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/read_file.h"
+#include "model/arch.h"
 #include "model/audio_qwen25omni.h"
 #include "model/encoder_weights.h"
-#include "model/media_muse.h"
 #include "model/vision_muse_glimmer.h"  // HOOK (Muse Glimmer): encoder by another engineer
 #include "model/vision_qwen25.h"
 #include "muse/error.h"
@@ -54,8 +54,8 @@ MediaEncoders load_from_hf_dir(const std::string& dir) {
     MUSE_CHECK(config.contains("thinker_config") && config["thinker_config"].is_object(),
                config_path.string(), ": model_type qwen2_5_omni without a thinker_config");
     holder = &config["thinker_config"];
-  } else if (model_type == "muse") {  // projections next to the decoder
-    return load_muse_media(EncoderWeights::open_hf_dir(dir), muse_media_config_from_hf(config));
+  } else if (const ArchSpec* arch = find_arch_by_hf(model_type); arch && arch->load_media) {
+    return arch->load_media(EncoderWeights::open_hf_dir(dir));  // projections in the model
   } else if (model_type == "muse_glimmer") {  // HOOK (Muse Glimmer)
     MediaEncoders out;
     if (!config.contains("vision_config")) return out;
@@ -108,9 +108,10 @@ MediaEncoders load_model_media_encoders(const std::string& model_path) {
   std::error_code ec;
   if (fs::is_directory(model_path, ec)) return load_media_encoders(model_path);
   std::shared_ptr<EncoderWeights> weights = EncoderWeights::open_gguf(model_path);
-  const GgufFile& g = *weights->gguf();
-  if (g.get_string_or("general.architecture", "") != "muse") return {};
-  return load_muse_media(weights, muse_media_config_from_gguf(g));
+  const ArchSpec* arch =
+      find_arch_by_gguf(weights->gguf()->get_string_or("general.architecture", ""));
+  if (!arch || !arch->load_media) return {};
+  return arch->load_media(std::move(weights));
 }
 
 }  // namespace muse

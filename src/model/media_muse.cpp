@@ -213,4 +213,10 @@ MediaEncoders load_muse_media(std::shared_ptr<EncoderWeights> weights, const Mus
   return out;
 }
 
+MediaEncoders load_muse_media(std::shared_ptr<EncoderWeights> weights) {
+  const MuseMediaConfig c = weights->gguf() ? muse_media_config_from_gguf(*weights->gguf())
+                                            : muse_media_config_from_hf(weights->hf_config());
+  return load_muse_media(std::move(weights), c);
+}
+
 }  // namespace muse

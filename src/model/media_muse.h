@@ -36,5 +36,8 @@ MuseMediaConfig muse_media_config_from_hf(const nlohmann::json& config);
 void muse_media_to_gguf(const nlohmann::json& config, GgufWriter& w);
 
 MediaEncoders load_muse_media(std::shared_ptr<EncoderWeights> weights, const MuseMediaConfig& c);
+// The same, with the configuration read from the weights' own GGUF metadata or
+// config.json (ArchSpec::load_media of `muse`).
+MediaEncoders load_muse_media(std::shared_ptr<EncoderWeights> weights);
 
 }  // namespace muse
