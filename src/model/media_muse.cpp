@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/encoder_ops.h"
+#include "model/encoder_weights.h"
 #include "model/gguf.h"
 #include "muse/error.h"
 
@@ -169,22 +170,24 @@ MuseMediaConfig muse_media_config_from_gguf(const GgufFile& f) {
 
 MuseMediaConfig muse_media_config_from_hf(const nlohmann::json& j) {
   MuseMediaConfig c;
-  c.n_embd = j.value("hidden_size", int64_t{0});
+  c.n_embd = config_value(j, "hidden_size", int64_t{0}, "muse config.json");
   if (auto vc = j.find("vision_config"); vc != j.end() && vc->is_object()) {
+    const char* what = "muse vision_config";
     c.has_vision = true;
     fixed_size_defaults(c.image);
-    c.image.image_size = vc->value("image_size", int64_t{0});
-    c.image.patch_size = vc->value("patch_size", int64_t{0});
+    c.image.image_size = config_value(*vc, "image_size", int64_t{0}, what);
+    c.image.patch_size = config_value(*vc, "patch_size", int64_t{0}, what);
     if (vc->contains("image_mean"))
-      read_triple((*vc)["image_mean"].get<std::vector<double>>(), c.image.mean, "image_mean");
+      read_triple(config_value(*vc, "image_mean", std::vector<double>{}, what), c.image.mean, "image_mean");
     if (vc->contains("image_std"))
-      read_triple((*vc)["image_std"].get<std::vector<double>>(), c.image.std, "image_std");
+      read_triple(config_value(*vc, "image_std", std::vector<double>{}, what), c.image.std, "image_std");
   }
   if (auto ac = j.find("audio_config"); ac != j.end() && ac->is_object()) {
+    const char* what = "muse audio_config";
     c.has_audio = true;
-    c.audio.n_mel = ac->value("num_mel_bins", int64_t{80});
-    c.audio.sample_rate = ac->value("sampling_rate", int64_t{16000});
-    c.stack_frames = ac->value("stack_frames", int64_t{4});
+    c.audio.n_mel = config_value(*ac, "num_mel_bins", int64_t{80}, what);
+    c.audio.sample_rate = config_value(*ac, "sampling_rate", int64_t{16000}, what);
+    c.stack_frames = config_value(*ac, "stack_frames", int64_t{4}, what);
   }
   check_config(c, "muse config.json");
   return c;

@@ -19,6 +19,7 @@
 #include "model/convert.h"
 #include "model/gguf.h"
 #include "model/media_forward.h"
+#include "model/media_muse.h"
 #include "model/safetensors.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
@@ -246,6 +247,28 @@ TEST(MuseNano, MalformedInFileProjectionsAreErrors) {
     w.set("muse.vision.patch_size", GgufValue::u32(8));
   });
   EXPECT_NE(missing.find("v.patch_embd.weight"), std::string::npos) << missing;
+}
+
+// A config.json value of the wrong type is a Muse error naming the key, not a
+// library exception text.
+TEST(MuseNano, MalformedHfMediaConfigNamesTheKey) {
+  const nlohmann::json base = {{"hidden_size", 16},
+                               {"vision_config", {{"image_size", 64}, {"patch_size", 8}}},
+                               {"audio_config", {{"num_mel_bins", 80}, {"stack_frames", 4}}}};
+  EXPECT_NO_THROW(muse_media_config_from_hf(base));
+  const std::pair<const char*, const char*> cases[] = {{"vision_config", "image_mean"},
+                                                       {"vision_config", "image_size"},
+                                                       {"audio_config", "stack_frames"}};
+  for (const auto& [section, key] : cases) {
+    nlohmann::json bad = base;
+    bad[section][key] = "not a number";
+    try {
+      muse_media_config_from_hf(bad);
+      ADD_FAILURE() << key << ": accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace
