@@ -89,6 +89,36 @@ class MuseNano(nn.Module):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.num_hidden_layers))
         nn.init.zeros_(self.patch_proj.bias)
         nn.init.zeros_(self.audio_proj.bias)
+        # Patches are whitened before the projection while training (set_patch_whitening);
+        # zero mean and identity here: the projection sees raw patches, as in the engine.
+        self.register_buffer("patch_mean", torch.zeros(c.patch_dim), persistent=False)
+        self.register_buffer("patch_white", torch.eye(c.patch_dim), persistent=False)
+
+    def set_patch_whitening(self, mean, white, keep_function):
+        """From now on the patch projection acts on whitened patches (x - mean) @ white.T.
+        Raw patches are badly conditioned for gradient descent: the patch's mean colour
+        carries ~10^4 times the variance of the edges that tell a circle from a square,
+        so the projection learns colour at once and shape hardly at all. With
+        keep_function the weights are re-expressed so the model computes the same
+        function as before (continuing from a checkpoint, whose projection is folded)."""
+        with torch.no_grad():
+            if keep_function:  # W x + b = W S^-1 (S (x - mean)) + (b + W mean)
+                W, b = self.patch_proj.weight, self.patch_proj.bias
+                b.add_(W @ mean)
+                W.copy_(W @ torch.linalg.inv(white))
+            self.patch_mean.copy_(mean)
+            self.patch_white.copy_(white)
+
+    def fold_patch_whitening(self):
+        """Folds the whitening into the projection (W S, b - W S mean), so the exported
+        tensors are the plain linear patch projection the engine computes."""
+        with torch.no_grad():
+            W, b = self.patch_proj.weight, self.patch_proj.bias
+            folded = W @ self.patch_white
+            b.sub_(folded @ self.patch_mean)
+            W.copy_(folded)
+            self.patch_mean.zero_()
+            self.patch_white.copy_(torch.eye(self.c.patch_dim))
 
     def embed(self, ids, image_rows, image_at, patch_index, audio_rows, audio_at):
         """ids [B,T]; image_rows [Ni, patch_dim] go to flat positions image_at (patch
@@ -97,7 +127,7 @@ class MuseNano(nn.Module):
         x = self.embed_tokens(ids).reshape(B * T, -1)
         if image_rows is not None and len(image_rows):
             g = self.c.grid
-            v = self.patch_proj(image_rows) + self.row_embed[patch_index // g] + \
+            v = self.patch_proj((image_rows - self.patch_mean) @ self.patch_white.T) + self.row_embed[patch_index // g] + \
                 self.col_embed[patch_index % g]
             x = x.index_put((image_at,), v)
         if audio_rows is not None and len(audio_rows):

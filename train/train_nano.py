@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nano_media as nm  # noqa: E402
 import nano_model as M  # noqa: E402
 import nano_safetensors as ST  # noqa: E402
 import nano_tasks as T  # noqa: E402
@@ -145,6 +146,8 @@ def main():
     model = M.MuseNano(cfg)
     if a.init:
         model.load_hf_state(ST.load_safetensors(os.path.join(a.init, "model.safetensors")))
+    mean, white = (torch.from_numpy(v).float() for v in nm.patch_whitening())
+    model.set_patch_whitening(mean, white, keep_function=bool(a.init))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
@@ -169,6 +172,7 @@ def main():
         if step % 25 == 0 or step == 1:
             print(f"step {step}/{a.steps} loss {loss.item():.4f} lr {lr:.2e} samples {seen} "
                   f"elapsed {time.time() - t0:.0f} s", flush=True)
+    model.fold_patch_whitening()
     round_to_f16(model)
     write_hf_dir(a.out, model, cfg, tok)
     print(f"wrote {a.out} in {time.time() - t0:.0f} s", flush=True)
