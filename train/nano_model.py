@@ -127,7 +127,8 @@ class MuseNano(nn.Module):
         x = self.embed_tokens(ids).reshape(B * T, -1)
         if image_rows is not None and len(image_rows):
             g = self.c.grid
-            v = self.patch_proj((image_rows - self.patch_mean) @ self.patch_white.T) + self.row_embed[patch_index // g] + \
+            whitened = (image_rows - self.patch_mean) @ self.patch_white.T
+            v = self.patch_proj(whitened) + self.row_embed[patch_index // g] + \
                 self.col_embed[patch_index % g]
             x = x.index_put((image_at,), v)
         if audio_rows is not None and len(audio_rows):
