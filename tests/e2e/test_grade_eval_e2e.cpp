@@ -54,7 +54,9 @@ int run(const std::string& command) {
 class GradeEvalE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = std::string(MUSE_TEST_TMP) + "/grade_eval_e2e";
+    // CTest runs each test of this suite as its own process, in parallel: a directory
+    // per process, or one process's remove_all deletes the other's files.
+    dir_ = std::string(MUSE_TEST_TMP) + "/grade_eval_e2e-" + std::to_string(getpid());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     const std::string model = dir_ + "/tiny.gguf";
