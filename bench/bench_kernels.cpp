@@ -10,7 +10,9 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
 #include "kernels/cpu_features.h"
+#include "kernels/gemm.h"
 #include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 
@@ -112,12 +114,93 @@ void register_matmul(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_tok
       ->UseRealTime();
 }
 
+// Decode-step attention: `rows` query heads (7 for Qwen2.5-0.5B's GQA) per KV
+// head over n_ctx cached positions of head_dim 64, on one thread, cycling through
+// `caches` separate caches (48 = the 24 layers x 2 KV heads of one 0.5B step, so
+// the caches come from DRAM as in decoding, not from L2).
+void register_attention(Isa isa, bool f16, int64_t n_ctx, int rows, int caches) {
+  const std::string label = std::string("attention/") + (f16 ? "f16" : "f32") + "/" +
+                            std::string(isa_name(isa)) + "/ctx:" + std::to_string(n_ctx) +
+                            "/rows:" + std::to_string(rows) + "/caches:" + std::to_string(caches);
+  benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& st) {
+    const int64_t hd = 64;
+    const size_t cache_bytes = static_cast<size_t>(n_ctx * hd) * (f16 ? 2 : 4);
+    // Huge-page buffers, as the decoder's cache (4 KiB pages stop the hardware
+    // prefetchers at every page).
+    std::vector<LargeBuffer> kc, vc;
+    const auto kv_values = random_values(2 * n_ctx * hd, 6);
+    for (int c = 0; c < caches; ++c) {
+      kc.emplace_back(cache_bytes);
+      vc.emplace_back(cache_bytes);
+      for (int64_t p = 0; p < n_ctx; ++p) {
+        attention_store_key(kc.back().data(), hd, p, &kv_values[static_cast<size_t>(p * hd)], f16);
+        attention_store_value(vc.back().data(), hd, p,
+                              &kv_values[static_cast<size_t>((n_ctx + p) * hd)], f16);
+      }
+    }
+    const auto q = random_values(rows * hd, 7);
+    std::vector<float> out(static_cast<size_t>(rows * hd));
+    std::vector<AttnRow> attn_rows(static_cast<size_t>(rows));
+    for (int r = 0; r < rows; ++r)
+      attn_rows[static_cast<size_t>(r)] = {&q[static_cast<size_t>(r * hd)],
+                                           &out[static_cast<size_t>(r * hd)], 0,
+                                           static_cast<int32_t>(n_ctx - 1)};
+    const KernelTable& k = kernels_for(isa);
+    size_t c = 0;
+    for (auto _ : st) {
+      const AttnKv kv{kc[c].data(), vc[c].data(), hd, f16};
+      attention(k, kv, attn_rows.data(), rows, 0.125f);
+      benchmark::ClobberMemory();
+      c = c + 1 == kc.size() ? 0 : c + 1;
+    }
+    st.SetItemsProcessed(st.iterations() * 2 * rows * n_ctx * hd);  // multiply-adds
+    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(2 * cache_bytes));
+  })->Unit(benchmark::kMicrosecond);
+}
+
+// The forward pass's packed GEMM (Linear: weights repacked at load, activations
+// quantized once) on one thread, so the numbers are the kernel's own rate.
+void register_gemm(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_tokens) {
+  const std::string label = name("gemm", t, isa) + "/" + std::to_string(rows) + "x" +
+                            std::to_string(cols) + "/tokens:" + std::to_string(n_tokens);
+  benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& st) {
+    const auto w_bytes = quantized(t, random_values(rows * cols, 4));
+    TensorView w;
+    w.type = t;
+    w.n_dims = 2;
+    w.ne = {cols, rows, 1, 1};
+    w.data = w_bytes.data();
+    w.nbytes = w_bytes.size();
+    const KernelTable& k = kernels_for(isa);
+    ThreadPool pool(1);
+    const Linear linear_w(w, k, &pool);
+    const auto x = random_values(n_tokens * cols, 5);
+    std::vector<float> y(static_cast<size_t>(rows * n_tokens));
+    GemmScratch scratch;
+    scratch.reserve(n_tokens, cols, 1);
+    const LinearOut out{&linear_w, y.data(), 0};
+    for (auto _ : st) {
+      linear(std::span<const LinearOut>(&out, 1), x.data(), cols, n_tokens, pool, scratch, &k);
+      benchmark::ClobberMemory();
+    }
+    st.SetItemsProcessed(st.iterations() * rows * cols * n_tokens);  // multiply-adds
+  })->Unit(benchmark::kMicrosecond);
+}
+
 void register_all() {
   for (Isa isa : isas()) {
     for (DType t : weight_types()) register_vec_dot(t, isa);
     for (DType act : {DType::Q8_0, DType::Q8_1, DType::Q8_K})
       if (scalar_kernels().quantize_fn(act) != nullptr) register_quantize(act, isa);
   }
+  for (Isa isa : isas())
+    for (bool f16 : {false, true})
+      for (int64_t n_ctx : {128, 4096})
+        for (int caches : {1, 48}) register_attention(isa, f16, n_ctx, 7, caches);
+  for (Isa isa : isas())
+    for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+      if (kernels_for(isa).gemm_fn(t) != nullptr)
+        for (int64_t n_tokens : {1, 8}) register_gemm(t, isa, 4864, 896, n_tokens);
   // Qwen2-0.5B's MLP: up/gate 4864x896 and down 896x4864; decode and a prefill chunk.
   for (Isa isa : isas()) {
     for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {

@@ -18,10 +18,13 @@
 //          nibbles: low nibbles are columns 4j..4j+3, high nibbles 16+4j..16+4j+3.
 //   Q5_0   as Q4_0, then a 64-byte plane of fifth bits: byte i of row r holds in
 //          bit j the fifth bit of column 4j+i.
+//   Q4_1, Q5_1  as Q4_0 and Q5_0, then the 16 rows' f16 mins (x = d q + m).
 //   Q4_K   per 256-column super-block: 16 f16 d, 16 f16 dmin, the 8 six-bit
 //          scales as bytes [sub-block][row], the 8 mins as int16 pairs
 //          [pair][row][2], then for each 64-column chunk c 8 quads x 16 rows x 4
 //          bytes: low nibbles = columns 64c+4j.., high nibbles = 64c+32+4j...
+//   Q5_K   as Q4_K, then per chunk c two 64-byte planes of fifth bits (as Q5_0's)
+//          for the low-nibble and the high-nibble columns.
 //   Q6_K   per super-block: 16 f16 d, the 16 int8 scales [sub-block][row], then
 //          for each pair of 16-column sub-blocks (2p, 2p+1): 4 nibble quads (low
 //          nibble quad i of sub-block 2p, high nibble quad i of 2p+1) and 2 planes

@@ -143,8 +143,19 @@ inline __m256i offset_init(int32_t nsum, int shift) {
   return _mm256_set1_epi32(nsum * (1 << shift));
 }
 
-struct Q4_0Kernel {
+// Adds the _1 types' min term: m * da * (activation sum) = - m * (da * nsum).
+template <size_t kMins>
+inline __m256 add_mins(const Tile& c, const uint8_t* chunk, float da, int32_t nsum, __m256 acc) {
+  if constexpr (kMins == 0) return acc;
+  return _mm256_fnmadd_ps(load_f16x8(chunk + kMins + 16 * c.half),
+                          _mm256_set1_ps(da * static_cast<float>(nsum)), acc);
+}
+
+// Q4_0 (kMins = 0: quants stored as q + 8) and Q4_1 (x = d q + m).
+template <size_t kMins>
+struct Q4Kernel {
   static constexpr int kMaxTokens = 4;
+  static constexpr size_t kChunk = kMins == 0 ? kQ4_0Chunk : kQ4_1Chunk;
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nb = k / 32;
@@ -152,13 +163,14 @@ struct Q4_0Kernel {
     __m256 acc[T];
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* chunk = c.w + b * kQ4_0Chunk;
-      prefetch_ahead<T, kQ4_0Chunk>(chunk);
+      const uint8_t* chunk = c.w + b * kChunk;
+      prefetch_ahead<T, kChunk>(chunk);
       __m256i s16[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
       // Quads j (low nibbles) and j + 4 (high nibbles); 8 quads of |q a| <= 3810
-      // per int16 pair stay below 2^15.
-      MUSE_UNROLL for (int j = 0; j < 4; ++j) {
+      // per int16 pair stay below 2^15. Kept rolled: unrolled, GCC hoists all four
+      // weight vectors and spills accumulators (AVX2 has 16 registers) to the stack.
+      _Pragma("GCC unroll 1") for (int j = 0; j < 4; ++j) {
         const __m256i p = load256(chunk + 32 + 64 * j + 32 * c.half);
         const __m256i lo = _mm256_and_si256(p, low4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
@@ -170,17 +182,22 @@ struct Q4_0Kernel {
       }
       const __m256 dw = load_f16x8(chunk + 16 * c.half);
       MUSE_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256i isum =
-            _mm256_add_epi32(widen_pairs(s16[t]), offset_init(c.acts.nsum32[t * nb + b], 3));
-        acc[t] = scale_block(isum, dw, c.acts.d[t * nb + b], acc[t]);
+        const int32_t nsum = c.acts.nsum32[t * nb + b];
+        const float da = c.acts.d[t * nb + b];
+        __m256i isum = widen_pairs(s16[t]);
+        if constexpr (kMins == 0) isum = _mm256_add_epi32(isum, offset_init(nsum, 3));
+        acc[t] = add_mins<kMins>(c, chunk, da, nsum, scale_block(isum, dw, da, acc[t]));
       }
     }
     MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
   }
 };
 
-struct Q5_0Kernel {
+// Q5_0 (kMins = 0: quants stored as q + 16) and Q5_1 (x = d q + m).
+template <size_t kMins>
+struct Q5Kernel {
   static constexpr int kMaxTokens = 4;
+  static constexpr size_t kChunk = kMins == 0 ? kQ5_0Chunk : kQ5_1Chunk;
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nb = k / 32;
@@ -189,11 +206,12 @@ struct Q5_0Kernel {
     __m256 acc[T];
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* chunk = c.w + b * kQ5_0Chunk;
-      prefetch_ahead<T, kQ5_0Chunk>(chunk);
+      const uint8_t* chunk = c.w + b * kChunk;
+      prefetch_ahead<T, kChunk>(chunk);
       const __m256i plane = load256(chunk + kQ5_0Planes + 32 * c.half);
       __m256i s32[T];
-      MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = offset_init(c.acts.nsum32[t * nb + b], 4);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] =
+          kMins == 0 ? offset_init(c.acts.nsum32[t * nb + b], 4) : _mm256_setzero_si256();
       // Quants up to 31: two quad pairs (4 quads) per int16 sum, then widen.
       MUSE_UNROLL for (int jj = 0; jj < 4; jj += 2) {
         __m256i s16[T];
@@ -215,8 +233,11 @@ struct Q5_0Kernel {
             _mm256_add_epi32(s32[t], widen_pairs(s16[t]));
       }
       const __m256 dw = load_f16x8(chunk + 16 * c.half);
-      MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] =
-          scale_block(s32[t], dw, c.acts.d[t * nb + b], acc[t]);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        const float da = c.acts.d[t * nb + b];
+        acc[t] = add_mins<kMins>(c, chunk, da, c.acts.nsum32[t * nb + b],
+                                 scale_block(s32[t], dw, da, acc[t]));
+      }
     }
     MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
   }
@@ -260,17 +281,23 @@ inline __m256i load_s8x8_epi32(const uint8_t* p) {
   return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 
-struct Q4KKernel {
+// Q4_K, and Q5_K (kChunk = kQ5_KChunk) with the fifth bits from its planes.
+template <size_t kChunk>
+struct KMinKernel {
   static constexpr int kMaxTokens = 2;
+  static constexpr bool kFifth = kChunk == kQ5_KChunk;
+  // |q a| pairs stay below 2^15 for 8 quads of 4-bit quants, 4 of 5-bit ones.
+  static constexpr int kQuadsPerSum = kFifth ? 4 : 8;
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32;
     const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
     __m256 acc[T];
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t sb = 0; sb < nsb; ++sb) {
-      const uint8_t* chunk = c.w + sb * kQ4_KChunk;
-      prefetch_ahead<T, kQ4_KChunk, 2 * kQ4_KChunk>(chunk);
+      const uint8_t* chunk = c.w + sb * kChunk;
+      prefetch_ahead<T, kChunk, 2 * kChunk>(chunk);
       __m256i sumi[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int ch = 0; ch < 4; ++ch) {
@@ -278,21 +305,43 @@ struct Q4KKernel {
         MUSE_UNROLL for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
         const uint8_t* quads = chunk + kQ4_KQuants + ch * 8 * 64 + 32 * c.half;
         const int8_t* a = c.acts.qs + sb * 256 + ch * 64;
-        MUSE_UNROLL for (int j = 0; j < 8; ++j) {
-          const __m256i p = load256(quads + 64 * j);
-          const __m256i ql = _mm256_and_si256(p, low4);
-          const __m256i qh = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
+        __m256i plane_lo = _mm256_setzero_si256(), plane_hi = plane_lo;
+        if constexpr (kFifth) {
+          plane_lo = load256(chunk + kQ5_KPlanes + (2 * ch) * 64 + 32 * c.half);
+          plane_hi = load256(chunk + kQ5_KPlanes + (2 * ch + 1) * 64 + 32 * c.half);
+        }
+        MUSE_UNROLL for (int jj = 0; jj < 8; jj += kQuadsPerSum) {
+          __m256i l16[T], h16[T];
+          MUSE_UNROLL for (int t = 0; t < T; ++t) l16[t] = h16[t] = _mm256_setzero_si256();
+          MUSE_UNROLL for (int j = jj; j < jj + kQuadsPerSum; ++j) {
+            const __m256i p = load256(quads + 64 * j);
+            __m256i ql = _mm256_and_si256(p, low4);
+            __m256i qh = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
+            if constexpr (kFifth) {  // bit j of each plane byte becomes 0x10
+              const __m256i bl =
+                  j <= 4 ? _mm256_slli_epi16(plane_lo, 4 - j) : _mm256_srli_epi16(plane_lo, j - 4);
+              const __m256i bh =
+                  j <= 4 ? _mm256_slli_epi16(plane_hi, 4 - j) : _mm256_srli_epi16(plane_hi, j - 4);
+              ql = _mm256_or_si256(ql, _mm256_and_si256(bl, bit4));
+              qh = _mm256_or_si256(qh, _mm256_and_si256(bh, bit4));
+            }
+            MUSE_UNROLL for (int t = 0; t < T; ++t) {
+              l16[t] =
+                  _mm256_add_epi16(l16[t], _mm256_maddubs_epi16(ql, bcast32(a + t * k + 4 * j)));
+              h16[t] = _mm256_add_epi16(h16[t],
+                                        _mm256_maddubs_epi16(qh, bcast32(a + t * k + 32 + 4 * j)));
+            }
+          }
           MUSE_UNROLL for (int t = 0; t < T; ++t) {
-            lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(ql, bcast32(a + t * k + 4 * j)));
-            hi[t] =
-                _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(qh, bcast32(a + t * k + 32 + 4 * j)));
+            lo[t] = _mm256_add_epi32(lo[t], widen_pairs(l16[t]));
+            hi[t] = _mm256_add_epi32(hi[t], widen_pairs(h16[t]));
           }
         }
         const __m256i sc_lo = load_u8x8_epi32(chunk + kQ4_KScales + (2 * ch) * 16 + 8 * c.half);
         const __m256i sc_hi = load_u8x8_epi32(chunk + kQ4_KScales + (2 * ch + 1) * 16 + 8 * c.half);
         MUSE_UNROLL for (int t = 0; t < T; ++t) {
-          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(widen_pairs(lo[t]), sc_lo));
-          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(widen_pairs(hi[t]), sc_hi));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(lo[t], sc_lo));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(hi[t], sc_hi));
         }
       }
       const __m256 dw = load_f16x8(chunk + kQ4_KD + 16 * c.half);
@@ -445,9 +494,12 @@ void register_gemm_avx2(KernelTable& t) {
   t.gemm[static_cast<uint32_t>(DType::F16)] = gemm<FloatKernel<WF16>>;
   t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm<FloatKernel<WBF16>>;
   t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm<Q8_0Kernel>;
-  t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm<Q4_0Kernel>;
-  t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Q5_0Kernel>;
-  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<Q4KKernel>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm<Q4Kernel<0>>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_1)] = gemm<Q4Kernel<kQ4_1Mins>>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Q5Kernel<0>>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_1)] = gemm<Q5Kernel<kQ5_1Mins>>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<KMinKernel<kQ4_KChunk>>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_K)] = gemm<KMinKernel<kQ5_KChunk>>;
   t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm<Q6KKernel>;
 }
 

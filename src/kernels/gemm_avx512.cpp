@@ -129,9 +129,11 @@ struct FloatKernel {
 // ---- legacy 32-blocks -------------------------------------------------------------
 
 // Unsigned quants of quad j (0..7, columns 4j..4j+3) of a block, per format.
+// kMins: where the _1 types keep their f16 mins (x = d q + m), 0 for none.
 struct Q8_0Format {
   static constexpr size_t kChunk = kQ8_0Chunk;
   static constexpr int kOffsetShift = 7;  // stored as q + 128
+  static constexpr size_t kMins = 0;
   struct Block {
     const uint8_t* chunk;
     explicit Block(const uint8_t* c) : chunk(c) {}
@@ -142,6 +144,7 @@ struct Q8_0Format {
 struct Q4_0Format {
   static constexpr size_t kChunk = kQ4_0Chunk;
   static constexpr int kOffsetShift = 3;  // q + 8
+  static constexpr size_t kMins = 0;
   struct Block {
     __m512i packed[4];
     explicit Block(const uint8_t* c) {
@@ -158,6 +161,7 @@ struct Q4_0Format {
 struct Q5_0Format {
   static constexpr size_t kChunk = kQ5_0Chunk;
   static constexpr int kOffsetShift = 4;  // q + 16
+  static constexpr size_t kMins = 0;
   struct Block {
     Q4_0Format::Block nibbles;
     __m512i plane;
@@ -169,6 +173,18 @@ struct Q5_0Format {
       return _mm512_ternarylogic_epi32(nibbles.quad(j), bit, _mm512_set1_epi8(0x10), 0xf8);
     }
   };
+};
+
+struct Q4_1Format {
+  static constexpr size_t kChunk = kQ4_1Chunk;
+  static constexpr size_t kMins = kQ4_1Mins;
+  using Block = Q4_0Format::Block;
+};
+
+struct Q5_1Format {
+  static constexpr size_t kChunk = kQ5_1Chunk;
+  static constexpr size_t kMins = kQ5_1Mins;
+  using Block = Q5_0Format::Block;
 };
 
 template <typename F>
@@ -185,8 +201,13 @@ struct Legacy32Kernel {
       prefetch_ahead<T, F::kChunk>(chunk);
       const typename F::Block blk(chunk);
       __m512i isum[T];
-      MUSE_UNROLL for (int t = 0; t < T; ++t) isum[t] =
-          _mm512_slli_epi32(_mm512_set1_epi32(c.acts.nsum32[t * nb + b]), F::kOffsetShift);
+      MUSE_UNROLL for (int t = 0; t < T; ++t) {
+        if constexpr (F::kMins != 0)
+          isum[t] = _mm512_setzero_si512();
+        else
+          isum[t] =
+              _mm512_slli_epi32(_mm512_set1_epi32(c.acts.nsum32[t * nb + b]), F::kOffsetShift);
+      }
       MUSE_UNROLL for (int j = 0; j < 8; ++j) {
         const __m512i q = blk.quad(j);
         MUSE_UNROLL for (int t = 0; t < T; ++t) isum[t] =
@@ -194,8 +215,13 @@ struct Legacy32Kernel {
       }
       const __m512 dw = load_f16x16(chunk);
       MUSE_UNROLL for (int t = 0; t < T; ++t) {
-        const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(c.acts.d[t * nb + b]));
+        const float da = c.acts.d[t * nb + b];
+        const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(da));
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), s, acc[t]);
+        if constexpr (F::kMins != 0)  // + m * da * (activation sum) = - m * (da * nsum)
+          acc[t] = _mm512_fnmadd_ps(
+              load_f16x16(chunk + F::kMins),
+              _mm512_set1_ps(da * static_cast<float>(c.acts.nsum32[t * nb + b])), acc[t]);
       }
     }
     MUSE_UNROLL for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
@@ -204,18 +230,22 @@ struct Legacy32Kernel {
 
 // ---- k-quants -----------------------------------------------------------------------
 
-struct Q4KKernel {
+// Q4_K, and Q5_K (kChunk = kQ5_KChunk) with the fifth bits from its planes.
+template <size_t kChunk>
+struct KMinKernel {
   static constexpr int kMaxTokens = 5;
   static constexpr int kGroups = 1;
+  static constexpr bool kFifth = kChunk == kQ5_KChunk;
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i bit4 = _mm512_set1_epi8(0x10);
     __m512 acc[T];
     MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; ++sb) {
-      const uint8_t* chunk = c.w + sb * kQ4_KChunk;
-      prefetch_ahead<T, kQ4_KChunk, 2 * kQ4_KChunk>(chunk);
+      const uint8_t* chunk = c.w + sb * kChunk;
+      prefetch_ahead<T, kChunk, 2 * kChunk>(chunk);
       __m512i sumi[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
       for (int ch = 0; ch < 4; ++ch) {
@@ -223,10 +253,23 @@ struct Q4KKernel {
         MUSE_UNROLL for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
         const uint8_t* quads = chunk + kQ4_KQuants + ch * 8 * 64;
         const int8_t* a = c.acts.qs + sb * 256 + ch * 64;
+        __m512i plane_lo = _mm512_setzero_si512(), plane_hi = plane_lo;
+        if constexpr (kFifth) {
+          plane_lo = load512(chunk + kQ5_KPlanes + (2 * ch) * 64);
+          plane_hi = load512(chunk + kQ5_KPlanes + (2 * ch + 1) * 64);
+        }
         MUSE_UNROLL for (int j = 0; j < 8; ++j) {
           const __m512i p = load512(quads + 64 * j);
-          const __m512i ql = _mm512_and_si512(p, low4);
-          const __m512i qh = _mm512_and_si512(_mm512_srli_epi16(p, 4), low4);
+          __m512i ql = _mm512_and_si512(p, low4);
+          __m512i qh = _mm512_and_si512(_mm512_srli_epi16(p, 4), low4);
+          if constexpr (kFifth) {  // bit j of each plane byte becomes 0x10
+            const __m512i bl =
+                j <= 4 ? _mm512_slli_epi16(plane_lo, 4 - j) : _mm512_srli_epi16(plane_lo, j - 4);
+            const __m512i bh =
+                j <= 4 ? _mm512_slli_epi16(plane_hi, 4 - j) : _mm512_srli_epi16(plane_hi, j - 4);
+            ql = _mm512_ternarylogic_epi32(ql, bl, bit4, 0xf8);
+            qh = _mm512_ternarylogic_epi32(qh, bh, bit4, 0xf8);
+          }
           MUSE_UNROLL for (int t = 0; t < T; ++t) {
             lo[t] = _mm512_dpbusd_epi32(lo[t], ql, bcast32(a + t * k + 4 * j));
             hi[t] = _mm512_dpbusd_epi32(hi[t], qh, bcast32(a + t * k + 32 + 4 * j));
@@ -383,8 +426,11 @@ void register_gemm_avx512(KernelTable& t) {
   t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm<FloatKernel<WBF16, 1>, FloatKernel<WBF16, 2>>;
   t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm<Legacy32Kernel<Q8_0Format>>;
   t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm<Legacy32Kernel<Q4_0Format>>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_1)] = gemm<Legacy32Kernel<Q4_1Format>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Legacy32Kernel<Q5_0Format>>;
-  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<Q4KKernel>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_1)] = gemm<Legacy32Kernel<Q5_1Format>>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<KMinKernel<kQ4_KChunk>>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_K)] = gemm<KMinKernel<kQ5_KChunk>>;
   t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm<Q6KKernel>;
 }
 

@@ -46,6 +46,11 @@ constexpr size_t kQ8_0Chunk = 32 + 8 * 64;  // 8 quads of 16 rows x 4 bytes
 constexpr size_t kQ4_0Chunk = 32 + 4 * 64;  // 4 quads of packed nibbles
 constexpr size_t kQ5_0Planes = kQ4_0Chunk;  // fifth-bit plane after the nibbles
 constexpr size_t kQ5_0Chunk = kQ5_0Planes + 64;
+// Q4_1/Q5_1: the Q4_0/Q5_0 chunk followed by the 16 rows' f16 mins.
+constexpr size_t kQ4_1Mins = kQ4_0Chunk;
+constexpr size_t kQ4_1Chunk = kQ4_1Mins + 32;
+constexpr size_t kQ5_1Mins = kQ5_0Chunk;
+constexpr size_t kQ5_1Chunk = kQ5_1Mins + 32;
 
 // Q4_K super-block (256 columns), per row group.
 constexpr size_t kQ4_KD = 0;         // 16 f16
@@ -54,6 +59,9 @@ constexpr size_t kQ4_KScales = 64;   // [8 sub-blocks][16 rows] u8
 constexpr size_t kQ4_KMins = 192;    // [4 pairs][16 rows][2] int16
 constexpr size_t kQ4_KQuants = 448;  // [4 chunks][8 quads][16 rows][4] nibbles
 constexpr size_t kQ4_KChunk = kQ4_KQuants + 4 * 8 * 64;
+// Q5_K: the Q4_K chunk followed by fifth-bit planes [4 chunks][low, high half][64].
+constexpr size_t kQ5_KPlanes = kQ4_KChunk;
+constexpr size_t kQ5_KChunk = kQ5_KPlanes + 4 * 2 * 64;
 
 // Q6_K super-block, per row group.
 constexpr size_t kQ6_KScales = 32;                  // after 16 f16 d: [16 sub-blocks][16 rows] int8
@@ -61,6 +69,6 @@ constexpr size_t kQ6_KQuants = 288;                 // 8 sub-block pairs of kQ6_
 constexpr size_t kQ6_KPairBytes = 4 * 64 + 2 * 64;  // 4 nibble quads + 2 high-bit planes
 constexpr size_t kQ6_KChunk = kQ6_KQuants + 8 * kQ6_KPairBytes;
 
-static_assert(kQ4_KChunk == 2496 && kQ6_KChunk == 3360);
+static_assert(kQ4_KChunk == 2496 && kQ5_KChunk == 3008 && kQ6_KChunk == 3360);
 
 }  // namespace muse::kernels::gemm_layout

@@ -26,8 +26,11 @@ bool has_packed_layout(DType type) {
     case DType::BF16:
     case DType::Q8_0:
     case DType::Q4_0:
+    case DType::Q4_1:
     case DType::Q5_0:
+    case DType::Q5_1:
     case DType::Q4_K:
+    case DType::Q5_K:
     case DType::Q6_K:
       return true;
     default:
@@ -39,9 +42,12 @@ GemmActKind gemm_act_kind(DType type) {
   switch (type) {
     case DType::Q8_0:
     case DType::Q4_0:
+    case DType::Q4_1:
     case DType::Q5_0:
+    case DType::Q5_1:
       return GemmActKind::Q8_0;
     case DType::Q4_K:
+    case DType::Q5_K:
     case DType::Q6_K:
       return GemmActKind::Q8_K;
     default:
@@ -62,10 +68,16 @@ size_t packed_group_bytes(DType type, int64_t cols) {
       return cols % 32 == 0 ? c / 32 * kQ8_0Chunk : 0;
     case DType::Q4_0:
       return cols % 32 == 0 ? c / 32 * kQ4_0Chunk : 0;
+    case DType::Q4_1:
+      return cols % 32 == 0 ? c / 32 * kQ4_1Chunk : 0;
     case DType::Q5_0:
       return cols % 32 == 0 ? c / 32 * kQ5_0Chunk : 0;
+    case DType::Q5_1:
+      return cols % 32 == 0 ? c / 32 * kQ5_1Chunk : 0;
     case DType::Q4_K:
       return cols % 256 == 0 ? c / 256 * kQ4_KChunk : 0;
+    case DType::Q5_K:
+      return cols % 256 == 0 ? c / 256 * kQ5_KChunk : 0;
     case DType::Q6_K:
       return cols % 256 == 0 ? c / 256 * kQ6_KChunk : 0;
     default:
@@ -114,31 +126,33 @@ void pack_q8_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
   }
 }
 
-void pack_q4_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    uint8_t* chunk = dst + b * kQ4_0Chunk;
-    for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ4_0*>(src[r]) + b : nullptr;
-      put_scale(chunk, r, blk ? blk->d : 0);
-      for (int l = 0; l < 16; ++l)
-        chunk[32 + (l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[l] : 0x88;
-    }
+// Bit j of the plane byte of column 4j + i (i = 0..3), for a 32-column half
+// whose fifth bits are bit `shift` of qh[l] (Q5_K) or bit l of a 32-bit word
+// (Q5_0/Q5_1, shift = -1).
+uint8_t fifth_bit_plane(const uint8_t* qh, int i, int shift) {
+  uint8_t plane = 0;
+  for (int j = 0; j < 8; ++j) {
+    const int l = 4 * j + i;
+    const int bit = shift < 0 ? (qh[l / 8] >> (l % 8)) & 1 : (qh[l] >> shift) & 1;
+    plane |= static_cast<uint8_t>(bit << j);
   }
+  return plane;
 }
 
-void pack_q5_0(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+// Q4_0, Q4_1, Q5_0, Q5_1: scales, the nibble quads, then (Q5) the fifth-bit
+// plane and (_1) the mins.
+template <typename Block, size_t kChunk, size_t kPlanes, size_t kMins>
+void pack_nibbles32(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
   for (int64_t b = 0; b < cols / 32; ++b) {
-    uint8_t* chunk = dst + b * kQ5_0Chunk;
+    uint8_t* chunk = dst + b * kChunk;
     for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ5_0*>(src[r]) + b : nullptr;
+      const auto* blk = src[r] ? reinterpret_cast<const Block*>(src[r]) + b : nullptr;
       put_scale(chunk, r, blk ? blk->d : 0);
-      uint32_t qh = 0;
-      if (blk) std::memcpy(&qh, blk->qh, 4);
+      if constexpr (kMins != 0) put_scale(chunk + kMins, r, blk ? blk->m : 0);
       for (int l = 0; l < 16; ++l) chunk[32 + (l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[l] : 0;
-      for (int i = 0; i < 4; ++i) {
-        uint8_t plane = 0;
-        for (int j = 0; j < 8; ++j) plane |= static_cast<uint8_t>(((qh >> (4 * j + i)) & 1u) << j);
-        chunk[kQ5_0Planes + r * 4 + i] = plane;
+      if constexpr (kPlanes != 0) {
+        for (int i = 0; i < 4; ++i)
+          chunk[kPlanes + r * 4 + i] = blk ? fifth_bit_plane(blk->qh, i, -1) : 0;
       }
     }
   }
@@ -155,11 +169,13 @@ void q4_k_scale_min(const uint8_t* s, int j, int& scale, int& min) {
   }
 }
 
-void pack_q4_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+// Q4_K and Q5_K (kChunk = kQ5_KChunk: then the fifth-bit planes).
+template <typename Block, size_t kChunk>
+void pack_k_min(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
   for (int64_t b = 0; b < cols / 256; ++b) {
-    uint8_t* chunk = dst + b * kQ4_KChunk;
+    uint8_t* chunk = dst + b * kChunk;
     for (int r = 0; r < 16; ++r) {
-      const auto* blk = src[r] ? reinterpret_cast<const BlockQ4_K*>(src[r]) + b : nullptr;
+      const auto* blk = src[r] ? reinterpret_cast<const Block*>(src[r]) + b : nullptr;
       put_scale(chunk + kQ4_KD, r, blk ? blk->d : 0);
       put_scale(chunk + kQ4_KDmin, r, blk ? blk->dmin : 0);
       for (int j = 0; j < 8; ++j) {
@@ -172,6 +188,11 @@ void pack_q4_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
       for (int c = 0; c < 4; ++c)
         for (int l = 0; l < 32; ++l)
           chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4] = blk ? blk->qs[32 * c + l] : 0;
+      if constexpr (kChunk == kQ5_KChunk) {
+        for (int h = 0; h < 8; ++h)  // chunk c = h / 2, low/high nibble columns h % 2
+          for (int i = 0; i < 4; ++i)
+            chunk[kQ5_KPlanes + h * 64 + r * 4 + i] = blk ? fifth_bit_plane(blk->qh, i, h) : 0;
+      }
     }
   }
 }
@@ -221,11 +242,17 @@ PackGroupFn packer(DType type) {
     case DType::Q8_0:
       return pack_q8_0;
     case DType::Q4_0:
-      return pack_q4_0;
+      return pack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>;
+    case DType::Q4_1:
+      return pack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>;
     case DType::Q5_0:
-      return pack_q5_0;
+      return pack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>;
+    case DType::Q5_1:
+      return pack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>;
     case DType::Q4_K:
-      return pack_q4_k;
+      return pack_k_min<BlockQ4_K, kQ4_KChunk>;
+    case DType::Q5_K:
+      return pack_k_min<BlockQ5_K, kQ5_KChunk>;
     case DType::Q6_K:
       return pack_q6_k;
     default:
@@ -251,34 +278,38 @@ void unpack_q8_0(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
   }
 }
 
-void unpack_q4_0(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
-  auto* blk = reinterpret_cast<BlockQ4_0*>(out);
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    const uint8_t* chunk = g + b * kQ4_0Chunk;
-    blk[b].d = get_scale(chunk, r);
-    for (int l = 0; l < 16; ++l) blk[b].qs[l] = chunk[32 + (l / 4) * 64 + r * 4 + l % 4];
+// Sets the fifth bits that `plane` (a fifth_bit_plane byte for i) holds.
+void unpack_fifth_bits(uint8_t plane, int i, int shift, uint8_t* qh) {
+  for (int j = 0; j < 8; ++j) {
+    const int l = 4 * j + i;
+    const auto bit = static_cast<uint8_t>((plane >> j) & 1);
+    if (shift < 0)
+      qh[l / 8] |= static_cast<uint8_t>(bit << (l % 8));
+    else
+      qh[l] |= static_cast<uint8_t>(bit << shift);
   }
 }
 
-void unpack_q5_0(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
-  auto* blk = reinterpret_cast<BlockQ5_0*>(out);
+template <typename Block, size_t kChunk, size_t kPlanes, size_t kMins>
+void unpack_nibbles32(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<Block*>(out);
   for (int64_t b = 0; b < cols / 32; ++b) {
-    const uint8_t* chunk = g + b * kQ5_0Chunk;
+    const uint8_t* chunk = g + b * kChunk;
     blk[b].d = get_scale(chunk, r);
+    if constexpr (kMins != 0) blk[b].m = get_scale(chunk + kMins, r);
     for (int l = 0; l < 16; ++l) blk[b].qs[l] = chunk[32 + (l / 4) * 64 + r * 4 + l % 4];
-    uint32_t qh = 0;
-    for (int i = 0; i < 4; ++i) {
-      const uint8_t plane = chunk[kQ5_0Planes + r * 4 + i];
-      for (int j = 0; j < 8; ++j) qh |= static_cast<uint32_t>((plane >> j) & 1) << (4 * j + i);
+    if constexpr (kPlanes != 0) {
+      std::memset(blk[b].qh, 0, sizeof(blk[b].qh));
+      for (int i = 0; i < 4; ++i) unpack_fifth_bits(chunk[kPlanes + r * 4 + i], i, -1, blk[b].qh);
     }
-    std::memcpy(blk[b].qh, &qh, 4);
   }
 }
 
-void unpack_q4_k(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
-  auto* blk = reinterpret_cast<BlockQ4_K*>(out);
+template <typename Block, size_t kChunk>
+void unpack_k_min(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<Block*>(out);
   for (int64_t b = 0; b < cols / 256; ++b) {
-    const uint8_t* chunk = g + b * kQ4_KChunk;
+    const uint8_t* chunk = g + b * kChunk;
     blk[b].d = get_scale(chunk + kQ4_KD, r);
     blk[b].dmin = get_scale(chunk + kQ4_KDmin, r);
     int sc[8], m[8];
@@ -296,6 +327,12 @@ void unpack_q4_k(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
     for (int c = 0; c < 4; ++c)
       for (int l = 0; l < 32; ++l)
         blk[b].qs[32 * c + l] = chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4];
+    if constexpr (kChunk == kQ5_KChunk) {
+      std::memset(blk[b].qh, 0, sizeof(blk[b].qh));
+      for (int h = 0; h < 8; ++h)
+        for (int i = 0; i < 4; ++i)
+          unpack_fifth_bits(chunk[kQ5_KPlanes + h * 64 + r * 4 + i], i, h, blk[b].qh);
+    }
   }
 }
 
@@ -339,11 +376,17 @@ void PackedMatrix::unpack_row(int64_t r, void* out) const {
     case DType::Q8_0:
       return unpack_q8_0(g, lane, o, cols_);
     case DType::Q4_0:
-      return unpack_q4_0(g, lane, o, cols_);
+      return unpack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>(g, lane, o, cols_);
+    case DType::Q4_1:
+      return unpack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>(g, lane, o, cols_);
     case DType::Q5_0:
-      return unpack_q5_0(g, lane, o, cols_);
+      return unpack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>(g, lane, o, cols_);
+    case DType::Q5_1:
+      return unpack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>(g, lane, o, cols_);
     case DType::Q4_K:
-      return unpack_q4_k(g, lane, o, cols_);
+      return unpack_k_min<BlockQ4_K, kQ4_KChunk>(g, lane, o, cols_);
+    case DType::Q5_K:
+      return unpack_k_min<BlockQ5_K, kQ5_KChunk>(g, lane, o, cols_);
     case DType::Q6_K:
       return unpack_q6_k(g, lane, o, cols_);
     default:

@@ -53,7 +53,8 @@ struct ElemBF16 {
 };
 
 // The legacy 32-blocks: value(chunk, r, e) gives the unsigned quant of element e
-// of row r, kOffset what it is stored above the signed value.
+// of row r, kOffset what it is stored above the signed value, kMins where the
+// mins of the _1 types are (0: none).
 template <typename Format>
 void gemm_q32_scalar(const GemmArgs& a) {
   const int64_t nb = a.acts.k / 32;
@@ -66,9 +67,14 @@ void gemm_q32_scalar(const GemmArgs& a) {
         float acc = 0.0f;
         for (int64_t b = 0; b < nb; ++b) {
           const uint8_t* chunk = w + b * Format::kChunk;
-          int32_t isum = Format::kOffset * a.acts.nsum32[t * nb + b];
+          const int32_t nsum = a.acts.nsum32[t * nb + b];
+          const float da = a.acts.d[t * nb + b];
+          int32_t isum = Format::kOffset * nsum;
           for (int e = 0; e < 32; ++e) isum += Format::value(chunk, r, e) * qs[32 * b + e];
-          acc += static_cast<float>(isum) * (load_f16(chunk, r) * a.acts.d[t * nb + b]);
+          acc += static_cast<float>(isum) * (load_f16(chunk, r) * da);
+          // x = d q + m: the mins times the block's activation sum.
+          if constexpr (Format::kMins != 0)
+            acc += load_f16(chunk + Format::kMins, r) * (da * static_cast<float>(-nsum));
         }
         a.y[t * a.ldy + g * 16 + r] = acc;
       }
@@ -79,11 +85,13 @@ void gemm_q32_scalar(const GemmArgs& a) {
 struct FormatQ8_0 {
   static constexpr size_t kChunk = kQ8_0Chunk;
   static constexpr int kOffset = 128;
+  static constexpr size_t kMins = 0;
   static int value(const uint8_t* c, int r, int e) { return c[32 + (e / 4) * 64 + r * 4 + e % 4]; }
 };
 struct FormatQ4_0 {
   static constexpr size_t kChunk = kQ4_0Chunk;
   static constexpr int kOffset = 8;
+  static constexpr size_t kMins = 0;
   static int value(const uint8_t* c, int r, int e) {
     const int l = e % 16;
     const uint8_t byte = c[32 + (l / 4) * 64 + r * 4 + l % 4];
@@ -93,13 +101,28 @@ struct FormatQ4_0 {
 struct FormatQ5_0 {
   static constexpr size_t kChunk = kQ5_0Chunk;
   static constexpr int kOffset = 16;
+  static constexpr size_t kMins = 0;
   static int value(const uint8_t* c, int r, int e) {
     const uint8_t plane = c[kQ5_0Planes + r * 4 + e % 4];
     return FormatQ4_0::value(c, r, e) | (((plane >> (e / 4)) & 1) << 4);
   }
 };
+struct FormatQ4_1 {
+  static constexpr size_t kChunk = kQ4_1Chunk;
+  static constexpr int kOffset = 0;
+  static constexpr size_t kMins = kQ4_1Mins;
+  static int value(const uint8_t* c, int r, int e) { return FormatQ4_0::value(c, r, e); }
+};
+struct FormatQ5_1 {
+  static constexpr size_t kChunk = kQ5_1Chunk;
+  static constexpr int kOffset = 0;
+  static constexpr size_t kMins = kQ5_1Mins;
+  static int value(const uint8_t* c, int r, int e) { return FormatQ5_0::value(c, r, e); }
+};
 
-void gemm_q4_k_scalar(const GemmArgs& a) {
+// Q4_K, and Q5_K (kChunk = kQ5_KChunk) with the fifth bits from its planes.
+template <size_t kChunk>
+void gemm_k_min_scalar(const GemmArgs& a) {
   const int64_t nsb = a.acts.k / 256;
   for (int64_t g = 0; g < a.n_groups; ++g) {
     const uint8_t* w = a.w + g * a.group_bytes;
@@ -109,14 +132,16 @@ void gemm_q4_k_scalar(const GemmArgs& a) {
       for (int r = 0; r < lanes; ++r) {
         float acc = 0.0f;
         for (int64_t sb = 0; sb < nsb; ++sb) {
-          const uint8_t* chunk = w + sb * kQ4_KChunk;
+          const uint8_t* chunk = w + sb * kChunk;
           int32_t sumi = 0, summ = 0;
           for (int s = 0; s < 8; ++s) {
             int32_t isum = 0;
             for (int e = 0; e < 32; ++e) {
               const int c = s / 2, l = e;
               const uint8_t byte = chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4];
-              const int q = s % 2 == 0 ? (byte & 15) : (byte >> 4);
+              int q = s % 2 == 0 ? (byte & 15) : (byte >> 4);
+              if constexpr (kChunk == kQ5_KChunk)
+                q |= ((chunk[kQ5_KPlanes + s * 64 + r * 4 + l % 4] >> (l / 4)) & 1) << 4;
               isum += q * qs[256 * sb + 32 * s + e];
             }
             int16_t m;
@@ -177,8 +202,11 @@ void register_gemm_scalar(KernelTable& t) {
   t.gemm[static_cast<uint32_t>(DType::BF16)] = gemm_float_scalar<ElemBF16>;
   t.gemm[static_cast<uint32_t>(DType::Q8_0)] = gemm_q32_scalar<FormatQ8_0>;
   t.gemm[static_cast<uint32_t>(DType::Q4_0)] = gemm_q32_scalar<FormatQ4_0>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_1)] = gemm_q32_scalar<FormatQ4_1>;
   t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm_q32_scalar<FormatQ5_0>;
-  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm_q4_k_scalar;
+  t.gemm[static_cast<uint32_t>(DType::Q5_1)] = gemm_q32_scalar<FormatQ5_1>;
+  t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm_k_min_scalar<kQ4_KChunk>;
+  t.gemm[static_cast<uint32_t>(DType::Q5_K)] = gemm_k_min_scalar<kQ5_KChunk>;
   t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm_q6_k_scalar;
 }
 

@@ -40,15 +40,31 @@ std::vector<Isa> supported_isas() {
 }
 
 const DType kPackedTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
-                              DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K};
+                              DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                              DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // Error bound per output: the products are exact integers (quantized types) or
 // f32 sums in another order (float types), so only float rounding differs.
+// The _1 types (x = d q + m) differ by more: their vec_dot takes the min term's
+// activation sum from Q8_1's s, d * sum(q) rounded to f16, while the packed
+// kernels use it unrounded; so each 32-block adds up to |m| |s| 2^-10.
 double bound(const Matrix& w, const std::vector<float>& x, int64_t cols, int64_t r, int64_t t) {
   double s = 0;
   for (int64_t c = 0; c < cols; ++c)
     s += std::fabs(static_cast<double>(w.source[r * cols + c]) * x[t * cols + c]);
-  return 2e-6 * s + 1e-6;
+  double sum_rounding = 0;
+  if (w.view.type == DType::Q4_1 || w.view.type == DType::Q5_1) {
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      double w_max = 0, x_max = 0, x_sum = 0;
+      for (int64_t c = 32 * b; c < 32 * b + 32; ++c) {
+        w_max = std::max(w_max, std::fabs(static_cast<double>(w.source[r * cols + c])));
+        x_max = std::max(x_max, std::fabs(static_cast<double>(x[t * cols + c])));
+        x_sum += x[t * cols + c];
+      }
+      sum_rounding += w_max * (std::fabs(x_sum) + 32 * x_max / 127) / 1024;
+    }
+  }
+  return 2e-6 * s + 1e-6 + sum_rounding;
 }
 
 struct TypeIsa {
@@ -124,8 +140,8 @@ TEST(PackedGemm, ScalarTableHasEveryPackedType) {
     EXPECT_TRUE(has_packed_layout(t)) << dtype_name(t);
     EXPECT_NE(scalar_kernels().gemm_fn(t), nullptr) << dtype_name(t);
   }
-  EXPECT_FALSE(has_packed_layout(DType::Q4_1));
-  EXPECT_EQ(scalar_kernels().gemm_fn(DType::Q4_1), nullptr);
+  EXPECT_FALSE(has_packed_layout(DType::Q3_K));
+  EXPECT_EQ(scalar_kernels().gemm_fn(DType::Q3_K), nullptr);
 }
 
 // The layout itself, on blocks built by hand: Q8_0 quants are stored + 128 in
@@ -166,12 +182,12 @@ TEST(PackedGemm, KnownLayoutQ8_0AndQ4_0) {
 }
 
 // linear(): several outputs sharing one input in one pass, 1-3 threads, with an
-// unpacked type (Q4_1) mixed in and an output written with a row stride.
+// unpacked type (Q3_K) mixed in and an output written with a row stride.
 TEST(Linear, FusedOutputsMatchReference) {
   const int64_t cols = 256;
   const Matrix a = make_matrix(DType::Q8_0, 48, cols, 1);
   const Matrix b = make_matrix(DType::Q4_K, 21, cols, 2);
-  const Matrix c = make_matrix(DType::Q4_1, 9, cols, 3);
+  const Matrix c = make_matrix(DType::Q3_K, 9, cols, 3);
   const Matrix d = make_matrix(DType::F16, 17, cols, 4);
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
@@ -205,8 +221,8 @@ TEST(Linear, FusedOutputsMatchReference) {
 }
 
 TEST(Linear, GluMatchesSeparateProducts) {
-  const int64_t cols = 64, rows = 40;
-  for (DType t : {DType::Q4_0, DType::F32, DType::Q4_1}) {
+  const int64_t cols = 256, rows = 40;  // Q3_K: unpacked
+  for (DType t : {DType::Q4_0, DType::F32, DType::Q3_K}) {
     const Matrix g = make_matrix(t, rows, cols, 7), u = make_matrix(t, rows, cols, 8);
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
@@ -250,7 +266,7 @@ TEST(Linear, RejectsBadShapes) {
   GemmScratch scratch;
   EXPECT_THROW(linear(outs, x.data(), 64, 1, pool, scratch), Error);
   TensorView bad = a.view;
-  bad.type = DType::Q4_1;
+  bad.type = DType::Q2_K;
   EXPECT_THROW(PackedMatrix::pack(bad), Error);
   bad = a.view;
   bad.ne = {48, 16, 1, 1};
