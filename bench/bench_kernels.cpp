@@ -197,10 +197,11 @@ void register_all() {
     for (bool f16 : {false, true})
       for (int64_t n_ctx : {128, 4096})
         for (int caches : {1, 48}) register_attention(isa, f16, n_ctx, 7, caches);
+  // Qwen2-0.5B's down projection (896 x 4864, a multiple of every block size).
   for (Isa isa : isas())
-    for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+    for (DType t : weight_types())
       if (kernels_for(isa).gemm_fn(t) != nullptr)
-        for (int64_t n_tokens : {1, 8}) register_gemm(t, isa, 4864, 896, n_tokens);
+        for (int64_t n_tokens : {1, 8}) register_gemm(t, isa, 896, 4864, n_tokens);
   // Qwen2-0.5B's MLP: up/gate 4864x896 and down 896x4864; decode and a prefill chunk.
   for (Isa isa : isas()) {
     for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {

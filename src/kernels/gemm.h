@@ -19,6 +19,13 @@
 //   Q5_0   as Q4_0, then a 64-byte plane of fifth bits: byte i of row r holds in
 //          bit j the fifth bit of column 4j+i.
 //   Q4_1, Q5_1  as Q4_0 and Q5_0, then the 16 rows' f16 mins (x = d q + m).
+//   Q2_K   per 256-column super-block: 16 f16 d, 16 f16 dmin, the 16 sub-blocks'
+//          scale/min bytes [sub-block][row], then per sub-block j a 64-byte group
+//          of 2-bit quants: byte i of row r holds column 16j+4s+i in bits 2s, 2s+1.
+//   Q3_K   16 f16 d, the 16 signed scales as int8 [sub-block][row], the low 2 bits
+//          as Q2_K's groups, then per sub-block pair (2p, 2p+1) a 64-byte plane
+//          of third bits: byte i of row r, bit s + 4h is column 16(2p+h)+4s+i;
+//          values are q + 4 (0..7).
 //   Q4_K   per 256-column super-block: 16 f16 d, 16 f16 dmin, the 8 six-bit
 //          scales as bytes [sub-block][row], the 8 mins as int16 pairs
 //          [pair][row][2], then for each 64-column chunk c 8 quads x 16 rows x 4

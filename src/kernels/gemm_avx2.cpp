@@ -13,6 +13,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/dtype.h"
 #include "kernels/gemm_layout.h"
 #include "kernels/kernel_table.h"
 
@@ -365,6 +366,92 @@ struct KMinKernel {
   }
 };
 
+// Q2_K and Q3_K (see the AVX-512 kernel): a sub-block's 4 quads sum in int16
+// (|q a| pairs <= 1778), and one madd with the row's scale in both int16 halves
+// widens and scales them at once; Q3_K's -4 offset rides in the low halves.
+template <DType kType>
+struct Low2Kernel {
+  static constexpr int kMaxTokens = 2;
+  static constexpr bool kQ3 = kType == DType::Q3_K;
+  static constexpr size_t kChunk = kQ3 ? kQ3_KChunk : kQ2_KChunk;
+  static constexpr size_t kQuants = kQ3 ? kQ3_KQuants : kQ2_KQuants;
+  static constexpr size_t kScales = kQ3 ? kQ3_KScales : kQ2_KScales;
+  static __m256i scales8(const uint8_t* p) {  // 8 rows' bytes as int32
+    return kQ3 ? load_s8x8_epi32(p) : load_u8x8_epi32(p);
+  }
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32, nb16 = k / 16;
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const __m256i low16 = _mm256_set1_epi32(0xffff);
+    __m256 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* chunk = c.w + sb * kChunk;
+      prefetch_ahead<T, kChunk, 2 * kChunk>(chunk);
+      __m256i sumi[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+      for (int jp = 0; jp < 16; jp += 2) {
+        const __m256i plane =
+            kQ3 ? load256(chunk + kQ3_KHigh + (jp / 2) * 64 + 32 * c.half) : three;
+        MUSE_UNROLL for (int h = 0; h < 2; ++h) {
+          const int j = jp + h;
+          const __m256i g = load256(chunk + kQuants + 64 * j + 32 * c.half);
+          const int8_t* a = c.acts.qs + sb * 256 + 16 * j;
+          __m256i s16[T];
+          MUSE_UNROLL for (int t = 0; t < T; ++t) s16[t] =
+              kQ3 ? _mm256_set1_epi32(
+                        static_cast<uint16_t>(4 * c.acts.nsum16[t * nb16 + sb * 16 + j]))
+                  : _mm256_setzero_si256();
+          MUSE_UNROLL for (int s = 0; s < 4; ++s) {
+            __m256i q = _mm256_and_si256(s == 0 ? g : _mm256_srli_epi16(g, 2 * s), three);
+            if constexpr (kQ3) {  // bit s + 4h of the plane byte becomes 4
+              const int shift = s + 4 * h - 2;
+              const __m256i hb =
+                  shift >= 0 ? _mm256_srli_epi16(plane, shift) : _mm256_slli_epi16(plane, -shift);
+              q = _mm256_or_si256(q, _mm256_and_si256(hb, four));
+            }
+            MUSE_UNROLL for (int t = 0; t < T; ++t) s16[t] =
+                _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(q, bcast32(a + t * k + 4 * s)));
+          }
+          __m256i sc = scales8(chunk + kScales + j * 16 + 8 * c.half);
+          if constexpr (!kQ3) sc = _mm256_and_si256(sc, _mm256_set1_epi32(15));
+          const __m256i sc16 =
+              _mm256_or_si256(_mm256_and_si256(sc, low16), _mm256_slli_epi32(sc, 16));
+          MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] =
+              _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s16[t], sc16));
+        }
+      }
+      const __m256 dw = load_f16x8(chunk + 16 * c.half);
+      if constexpr (kQ3) {
+        MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] =
+            scale_block(sumi[t], dw, c.acts.d[t * nb32 + sb * 8], acc[t]);
+      } else {
+        const __m256 dmin = load_f16x8(chunk + kQ2_KDmin + 16 * c.half);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const int32_t* ns = c.acts.nsum16 + t * nb16 + sb * 16;
+          __m256i summ = _mm256_setzero_si256();
+          MUSE_UNROLL for (int p = 0; p < 8; ++p) {
+            const __m256i m0 =
+                _mm256_srli_epi32(scales8(chunk + kScales + (2 * p) * 16 + 8 * c.half), 4);
+            const __m256i m1 =
+                _mm256_srli_epi32(scales8(chunk + kScales + (2 * p + 1) * 16 + 8 * c.half), 4);
+            const auto pair = static_cast<int32_t>(static_cast<uint16_t>(-ns[2 * p]) |
+                                                   (static_cast<uint32_t>(-ns[2 * p + 1]) << 16));
+            summ = _mm256_add_epi32(
+                summ, _mm256_madd_epi16(_mm256_or_si256(m0, _mm256_slli_epi32(m1, 16)),
+                                        _mm256_set1_epi32(pair)));
+          }
+          const __m256 v = _mm256_fmsub_ps(dw, _mm256_cvtepi32_ps(sumi[t]),
+                                           _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ)));
+          acc[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(c.acts.d[t * nb32 + sb * 8]), acc[t]);
+        }
+      }
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) store_rows(c.y + t * c.ldy, acc[t], c.rows);
+  }
+};
+
 struct Q6KKernel {
   static constexpr int kMaxTokens = 2;
   template <int T>
@@ -498,6 +585,8 @@ void register_gemm_avx2(KernelTable& t) {
   t.gemm[static_cast<uint32_t>(DType::Q4_1)] = gemm<Q4Kernel<kQ4_1Mins>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Q5Kernel<0>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_1)] = gemm<Q5Kernel<kQ5_1Mins>>;
+  t.gemm[static_cast<uint32_t>(DType::Q2_K)] = gemm<Low2Kernel<DType::Q2_K>>;
+  t.gemm[static_cast<uint32_t>(DType::Q3_K)] = gemm<Low2Kernel<DType::Q3_K>>;
   t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<KMinKernel<kQ4_KChunk>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_K)] = gemm<KMinKernel<kQ5_KChunk>>;
   t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm<Q6KKernel>;

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/dtype.h"
 #include "kernels/gemm_layout.h"
 #include "kernels/kernel_table.h"
 
@@ -305,6 +306,94 @@ struct KMinKernel {
   }
 };
 
+// Q2_K (x = d sc q - dmin m) and Q3_K (x = d s q, stored q + 4 with a third-bit
+// plane): 16-column sub-blocks whose 2-bit quants are one 64-byte group; each
+// sub-block's dot products are scaled in int32, then the mins (Q2_K) come off
+// through the activation sums per 16 columns.
+template <DType kType>
+struct Low2Kernel {
+  static constexpr int kMaxTokens = 5;
+  static constexpr int kGroups = 1;
+  static constexpr bool kQ3 = kType == DType::Q3_K;
+  static constexpr size_t kChunk = kQ3 ? kQ3_KChunk : kQ2_KChunk;
+  static constexpr size_t kQuants = kQ3 ? kQ3_KQuants : kQ2_KQuants;
+  static constexpr size_t kScales = kQ3 ? kQ3_KScales : kQ2_KScales;
+  static __m512i scales16(const uint8_t* p) {  // 16 rows' bytes as int32
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return kQ3 ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
+  }
+  template <int T>
+  static void tile(const Tile& c) {
+    const int64_t k = c.acts.k, nsb = k / 256, nb32 = k / 32, nb16 = k / 16;
+    const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    const __m512i low4 = _mm512_set1_epi32(15);
+    __m512 acc[T];
+    MUSE_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* chunk = c.w + sb * kChunk;
+      prefetch_ahead<T, kChunk, 2 * kChunk>(chunk);
+      __m512i sumi[T];
+      MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
+      for (int jp = 0; jp < 16; jp += 2) {
+        const __m512i plane = kQ3 ? load512(chunk + kQ3_KHigh + (jp / 2) * 64) : three;
+        MUSE_UNROLL for (int h = 0; h < 2; ++h) {
+          const int j = jp + h;
+          const __m512i g = load512(chunk + kQuants + 64 * j);
+          const int8_t* a = c.acts.qs + sb * 256 + 16 * j;
+          __m512i isum[T];
+          MUSE_UNROLL for (int t = 0; t < T; ++t) isum[t] =
+              kQ3 ? _mm512_slli_epi32(_mm512_set1_epi32(c.acts.nsum16[t * nb16 + sb * 16 + j]), 2)
+                  : _mm512_setzero_si512();
+          MUSE_UNROLL for (int s = 0; s < 4; ++s) {
+            __m512i q = _mm512_and_si512(s == 0 ? g : _mm512_srli_epi16(g, 2 * s), three);
+            if constexpr (kQ3) {  // bit s + 4h of the plane byte becomes 4
+              const int shift = s + 4 * h - 2;
+              const __m512i hb =
+                  shift >= 0 ? _mm512_srli_epi16(plane, shift) : _mm512_slli_epi16(plane, -shift);
+              q = _mm512_ternarylogic_epi32(q, hb, four, 0xf8);
+            }
+            MUSE_UNROLL for (int t = 0; t < T; ++t) isum[t] =
+                _mm512_dpbusd_epi32(isum[t], q, bcast32(a + t * k + 4 * s));
+          }
+          __m512i sc = scales16(chunk + kScales + j * 16);
+          if constexpr (!kQ3) sc = _mm512_and_si512(sc, low4);
+          MUSE_UNROLL for (int t = 0; t < T; ++t) sumi[t] =
+              _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(isum[t], sc));
+        }
+      }
+      const __m512 dw = load_f16x16(chunk);
+      if constexpr (kQ3) {
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(c.acts.d[t * nb32 + sb * 8]));
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), s, acc[t]);
+        }
+      } else {
+        // Mins of sub-blocks 2p, 2p+1 as int16 pairs times the activation sums.
+        __m512i mins[8];
+        MUSE_UNROLL for (int p = 0; p < 8; ++p) {
+          const __m512i m0 = _mm512_srli_epi32(scales16(chunk + kScales + (2 * p) * 16), 4);
+          const __m512i m1 = _mm512_srli_epi32(scales16(chunk + kScales + (2 * p + 1) * 16), 4);
+          mins[p] = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
+        }
+        const __m512 dmin = load_f16x16(chunk + kQ2_KDmin);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) {
+          const int32_t* ns = c.acts.nsum16 + t * nb16 + sb * 16;
+          __m512i summ = _mm512_setzero_si512();
+          MUSE_UNROLL for (int p = 0; p < 8; ++p) {
+            const auto pair = static_cast<int32_t>(static_cast<uint16_t>(-ns[2 * p]) |
+                                                   (static_cast<uint32_t>(-ns[2 * p + 1]) << 16));
+            summ = _mm512_dpwssd_epi32(summ, mins[p], _mm512_set1_epi32(pair));
+          }
+          const __m512 v = _mm512_fmsub_ps(dw, _mm512_cvtepi32_ps(sumi[t]),
+                                           _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summ)));
+          acc[t] = _mm512_fmadd_ps(v, _mm512_set1_ps(c.acts.d[t * nb32 + sb * 8]), acc[t]);
+        }
+      }
+    }
+    MUSE_UNROLL for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
+  }
+};
+
 struct Q6KKernel {
   static constexpr int kMaxTokens = 5;
   static constexpr int kGroups = 1;
@@ -429,6 +518,8 @@ void register_gemm_avx512(KernelTable& t) {
   t.gemm[static_cast<uint32_t>(DType::Q4_1)] = gemm<Legacy32Kernel<Q4_1Format>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm<Legacy32Kernel<Q5_0Format>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_1)] = gemm<Legacy32Kernel<Q5_1Format>>;
+  t.gemm[static_cast<uint32_t>(DType::Q2_K)] = gemm<Low2Kernel<DType::Q2_K>>;
+  t.gemm[static_cast<uint32_t>(DType::Q3_K)] = gemm<Low2Kernel<DType::Q3_K>>;
   t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm<KMinKernel<kQ4_KChunk>>;
   t.gemm[static_cast<uint32_t>(DType::Q5_K)] = gemm<KMinKernel<kQ5_KChunk>>;
   t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm<Q6KKernel>;

@@ -63,12 +63,26 @@ constexpr size_t kQ4_KChunk = kQ4_KQuants + 4 * 8 * 64;
 constexpr size_t kQ5_KPlanes = kQ4_KChunk;
 constexpr size_t kQ5_KChunk = kQ5_KPlanes + 4 * 2 * 64;
 
+// Q2_K and Q3_K super-blocks, per row group: the low 2 bits of each 16-column
+// sub-block j in one 64-byte group [16 rows][4] (byte i, bits 2s..2s+1: column
+// 16j + 4s + i).
+constexpr size_t kQ2_KD = 0;         // 16 f16
+constexpr size_t kQ2_KDmin = 32;     // 16 f16
+constexpr size_t kQ2_KScales = 64;   // [16 sub-blocks][16 rows] scale | min << 4
+constexpr size_t kQ2_KQuants = 320;  // [16 sub-blocks][64]
+constexpr size_t kQ2_KChunk = kQ2_KQuants + 16 * 64;
+constexpr size_t kQ3_KScales = 32;   // after 16 f16 d: [16 sub-blocks][16 rows] int8
+constexpr size_t kQ3_KQuants = 288;  // [16 sub-blocks][64] low 2 bits
+constexpr size_t kQ3_KHigh = kQ3_KQuants + 16 * 64;  // [8 pairs][64] third bits
+constexpr size_t kQ3_KChunk = kQ3_KHigh + 8 * 64;
+
 // Q6_K super-block, per row group.
 constexpr size_t kQ6_KScales = 32;                  // after 16 f16 d: [16 sub-blocks][16 rows] int8
 constexpr size_t kQ6_KQuants = 288;                 // 8 sub-block pairs of kQ6_KPairBytes
 constexpr size_t kQ6_KPairBytes = 4 * 64 + 2 * 64;  // 4 nibble quads + 2 high-bit planes
 constexpr size_t kQ6_KChunk = kQ6_KQuants + 8 * kQ6_KPairBytes;
 
-static_assert(kQ4_KChunk == 2496 && kQ5_KChunk == 3008 && kQ6_KChunk == 3360);
+static_assert(kQ2_KChunk == 1344 && kQ3_KChunk == 1824 && kQ4_KChunk == 2496 &&
+              kQ5_KChunk == 3008 && kQ6_KChunk == 3360);
 
 }  // namespace muse::kernels::gemm_layout

@@ -10,6 +10,7 @@
 #include "core/fp16.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_layout.h"
+#include "kernels/kquants.h"
 #include "kernels/quant_blocks.h"
 #include "muse/error.h"
 
@@ -29,6 +30,8 @@ bool has_packed_layout(DType type) {
     case DType::Q4_1:
     case DType::Q5_0:
     case DType::Q5_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:
@@ -46,6 +49,8 @@ GemmActKind gemm_act_kind(DType type) {
     case DType::Q5_0:
     case DType::Q5_1:
       return GemmActKind::Q8_0;
+    case DType::Q2_K:
+    case DType::Q3_K:
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:
@@ -74,6 +79,10 @@ size_t packed_group_bytes(DType type, int64_t cols) {
       return cols % 32 == 0 ? c / 32 * kQ5_0Chunk : 0;
     case DType::Q5_1:
       return cols % 32 == 0 ? c / 32 * kQ5_1Chunk : 0;
+    case DType::Q2_K:
+      return cols % 256 == 0 ? c / 256 * kQ2_KChunk : 0;
+    case DType::Q3_K:
+      return cols % 256 == 0 ? c / 256 * kQ3_KChunk : 0;
     case DType::Q4_K:
       return cols % 256 == 0 ? c / 256 * kQ4_KChunk : 0;
     case DType::Q5_K:
@@ -158,14 +167,69 @@ void pack_nibbles32(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
   }
 }
 
-// Q4_K scale/min j of a block (6 bits each, see kquants_scalar.cpp).
-void q4_k_scale_min(const uint8_t* s, int j, int& scale, int& min) {
-  if (j < 4) {
-    scale = s[j] & 63;
-    min = s[j + 4] & 63;
-  } else {
-    scale = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+// Q2_K/Q3_K: byte i of a row in the 64-byte group of sub-block j, from the
+// source's 2-bit quants (bits 2s: column 16j + 4s + i; kquants_scalar.cpp order).
+uint8_t low2_group_byte(const uint8_t* qs, int j, int i) {
+  uint8_t byte = 0;
+  for (int s = 0; s < 4; ++s) {
+    const int e = 16 * j + 4 * s + i;
+    const int q = (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+    byte |= static_cast<uint8_t>(q << (2 * s));
+  }
+  return byte;
+}
+
+void unpack_low2_group_byte(uint8_t byte, int j, int i, uint8_t* qs) {
+  for (int s = 0; s < 4; ++s) {
+    const int e = 16 * j + 4 * s + i;
+    qs[32 * (e / 128) + e % 32] |=
+        static_cast<uint8_t>(((byte >> (2 * s)) & 3) << (2 * ((e % 128) / 32)));
+  }
+}
+
+void pack_q2_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    uint8_t* chunk = dst + b * kQ2_KChunk;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = src[r] ? reinterpret_cast<const BlockQ2_K*>(src[r]) + b : nullptr;
+      put_scale(chunk + kQ2_KD, r, blk ? blk->d : 0);
+      put_scale(chunk + kQ2_KDmin, r, blk ? blk->dmin : 0);
+      for (int j = 0; j < 16; ++j) {
+        chunk[kQ2_KScales + j * 16 + r] = blk ? blk->scales[j] : 0;
+        for (int i = 0; i < 4; ++i)
+          chunk[kQ2_KQuants + j * 64 + r * 4 + i] = blk ? low2_group_byte(blk->qs, j, i) : 0;
+      }
+    }
+  }
+}
+
+void pack_q3_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    uint8_t* chunk = dst + b * kQ3_KChunk;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = src[r] ? reinterpret_cast<const BlockQ3_K*>(src[r]) + b : nullptr;
+      put_scale(chunk, r, blk ? blk->d : 0);
+      int scales[16] = {};
+      if (blk) kquants::unpack_q3_k_scales(blk->scales, scales);
+      for (int j = 0; j < 16; ++j) {
+        chunk[kQ3_KScales + j * 16 + r] = static_cast<uint8_t>(static_cast<int8_t>(scales[j]));
+        for (int i = 0; i < 4; ++i)
+          chunk[kQ3_KQuants + j * 64 + r * 4 + i] = blk ? low2_group_byte(blk->qs, j, i) : 0;
+      }
+      for (int p = 0; p < 8; ++p) {
+        for (int i = 0; i < 4; ++i) {
+          uint8_t plane = 0;
+          for (int h = 0; h < 2; ++h)
+            for (int s = 0; s < 4; ++s) {
+              const int e = 16 * (2 * p + h) + 4 * s + i;
+              if (blk)
+                plane |=
+                    static_cast<uint8_t>(((blk->hmask[e % 32] >> (e / 32)) & 1) << (s + 4 * h));
+            }
+          chunk[kQ3_KHigh + p * 64 + r * 4 + i] = plane;
+        }
+      }
+    }
   }
 }
 
@@ -180,7 +244,7 @@ void pack_k_min(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
       put_scale(chunk + kQ4_KDmin, r, blk ? blk->dmin : 0);
       for (int j = 0; j < 8; ++j) {
         int sc = 0, m = 0;
-        if (blk) q4_k_scale_min(blk->scales, j, sc, m);
+        if (blk) kquants::q4_k_scale_min(blk->scales, j, sc, m);
         chunk[kQ4_KScales + j * 16 + r] = static_cast<uint8_t>(sc);
         const auto m16 = static_cast<int16_t>(m);
         std::memcpy(chunk + kQ4_KMins + ((j / 2) * 16 + r) * 4 + 2 * (j % 2), &m16, 2);
@@ -249,6 +313,10 @@ PackGroupFn packer(DType type) {
       return pack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>;
     case DType::Q5_1:
       return pack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>;
+    case DType::Q2_K:
+      return pack_q2_k;
+    case DType::Q3_K:
+      return pack_q3_k;
     case DType::Q4_K:
       return pack_k_min<BlockQ4_K, kQ4_KChunk>;
     case DType::Q5_K:
@@ -305,6 +373,48 @@ void unpack_nibbles32(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
   }
 }
 
+void unpack_q2_k(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<BlockQ2_K*>(out);
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const uint8_t* chunk = g + b * kQ2_KChunk;
+    BlockQ2_K& o = blk[b];
+    std::memset(&o, 0, sizeof(o));
+    o.d = get_scale(chunk + kQ2_KD, r);
+    o.dmin = get_scale(chunk + kQ2_KDmin, r);
+    for (int j = 0; j < 16; ++j) {
+      o.scales[j] = chunk[kQ2_KScales + j * 16 + r];
+      for (int i = 0; i < 4; ++i)
+        unpack_low2_group_byte(chunk[kQ2_KQuants + j * 64 + r * 4 + i], j, i, o.qs);
+    }
+  }
+}
+
+void unpack_q3_k(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  auto* blk = reinterpret_cast<BlockQ3_K*>(out);
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const uint8_t* chunk = g + b * kQ3_KChunk;
+    BlockQ3_K& o = blk[b];
+    std::memset(&o, 0, sizeof(o));
+    o.d = get_scale(chunk, r);
+    int scales[16];
+    for (int j = 0; j < 16; ++j) {
+      scales[j] = static_cast<int8_t>(chunk[kQ3_KScales + j * 16 + r]);
+      for (int i = 0; i < 4; ++i)
+        unpack_low2_group_byte(chunk[kQ3_KQuants + j * 64 + r * 4 + i], j, i, o.qs);
+    }
+    kquants::pack_q3_k_scales(scales, o.scales);
+    for (int p = 0; p < 8; ++p)
+      for (int i = 0; i < 4; ++i) {
+        const uint8_t plane = chunk[kQ3_KHigh + p * 64 + r * 4 + i];
+        for (int h = 0; h < 2; ++h)
+          for (int s = 0; s < 4; ++s) {
+            const int e = 16 * (2 * p + h) + 4 * s + i;
+            o.hmask[e % 32] |= static_cast<uint8_t>(((plane >> (s + 4 * h)) & 1) << (e / 32));
+          }
+      }
+  }
+}
+
 template <typename Block, size_t kChunk>
 void unpack_k_min(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
   auto* blk = reinterpret_cast<Block*>(out);
@@ -319,11 +429,7 @@ void unpack_k_min(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
       std::memcpy(&m16, chunk + kQ4_KMins + ((j / 2) * 16 + r) * 4 + 2 * (j % 2), 2);
       m[j] = m16;
     }
-    for (int j = 0; j < 4; ++j) {
-      blk[b].scales[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
-      blk[b].scales[j + 4] = static_cast<uint8_t>((m[j] & 63) | ((m[j + 4] >> 4) << 6));
-      blk[b].scales[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
-    }
+    kquants::pack_q4_k_scales(sc, m, blk[b].scales);
     for (int c = 0; c < 4; ++c)
       for (int l = 0; l < 32; ++l)
         blk[b].qs[32 * c + l] = chunk[kQ4_KQuants + (c * 8 + l / 4) * 64 + r * 4 + l % 4];
@@ -383,6 +489,10 @@ void PackedMatrix::unpack_row(int64_t r, void* out) const {
       return unpack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>(g, lane, o, cols_);
     case DType::Q5_1:
       return unpack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>(g, lane, o, cols_);
+    case DType::Q2_K:
+      return unpack_q2_k(g, lane, o, cols_);
+    case DType::Q3_K:
+      return unpack_q3_k(g, lane, o, cols_);
     case DType::Q4_K:
       return unpack_k_min<BlockQ4_K, kQ4_KChunk>(g, lane, o, cols_);
     case DType::Q5_K:

@@ -2,6 +2,7 @@
 // truth every SIMD kernel is tested against, and the MUSE_ISA=scalar path.
 #include <cstring>
 
+#include "core/dtype.h"
 #include "core/fp16.h"
 #include "kernels/gemm_layout.h"
 #include "kernels/kernel_table.h"
@@ -120,6 +121,54 @@ struct FormatQ5_1 {
   static int value(const uint8_t* c, int r, int e) { return FormatQ5_0::value(c, r, e); }
 };
 
+// Q2_K and Q3_K (16-column sub-blocks, 2-bit groups; Q3_K adds its third bits).
+template <DType kType>
+void gemm_low2_scalar(const GemmArgs& a) {
+  constexpr bool kQ3 = kType == DType::Q3_K;
+  constexpr size_t kChunk = kQ3 ? kQ3_KChunk : kQ2_KChunk;
+  constexpr size_t kQuants = kQ3 ? kQ3_KQuants : kQ2_KQuants;
+  const int64_t nsb = a.acts.k / 256;
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const uint8_t* w = a.w + g * a.group_bytes;
+    const int lanes = g + 1 == a.n_groups ? a.last_rows : 16;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const int8_t* qs = a.acts.qs + t * a.acts.k;
+      for (int r = 0; r < lanes; ++r) {
+        float acc = 0.0f;
+        for (int64_t sb = 0; sb < nsb; ++sb) {
+          const uint8_t* chunk = w + sb * kChunk;
+          int32_t sumi = 0, summ = 0;
+          for (int j = 0; j < 16; ++j) {
+            const int32_t nsum = a.acts.nsum16[t * (nsb * 16) + sb * 16 + j];
+            int32_t isum = kQ3 ? 4 * nsum : 0;  // Q3_K stores q + 4
+            for (int e = 0; e < 16; ++e) {
+              const int s = e / 4, i = e % 4;
+              int q = (chunk[kQuants + j * 64 + r * 4 + i] >> (2 * s)) & 3;
+              if constexpr (kQ3)
+                q |= ((chunk[kQ3_KHigh + (j / 2) * 64 + r * 4 + i] >> (s + 4 * (j % 2))) & 1) << 2;
+              isum += q * qs[256 * sb + 16 * j + e];
+            }
+            if constexpr (kQ3) {
+              sumi += static_cast<int8_t>(chunk[kQ3_KScales + j * 16 + r]) * isum;
+            } else {
+              const uint8_t sc = chunk[kQ2_KScales + j * 16 + r];
+              sumi += (sc & 15) * isum;
+              summ += (sc >> 4) * -nsum;
+            }
+          }
+          const float da = a.acts.d[t * (nsb * 8) + sb * 8];
+          if constexpr (kQ3)
+            acc += da * load_f16(chunk, r) * static_cast<float>(sumi);
+          else
+            acc += da * (load_f16(chunk + kQ2_KD, r) * static_cast<float>(sumi) -
+                         load_f16(chunk + kQ2_KDmin, r) * static_cast<float>(summ));
+        }
+        a.y[t * a.ldy + g * 16 + r] = acc;
+      }
+    }
+  }
+}
+
 // Q4_K, and Q5_K (kChunk = kQ5_KChunk) with the fifth bits from its planes.
 template <size_t kChunk>
 void gemm_k_min_scalar(const GemmArgs& a) {
@@ -205,6 +254,8 @@ void register_gemm_scalar(KernelTable& t) {
   t.gemm[static_cast<uint32_t>(DType::Q4_1)] = gemm_q32_scalar<FormatQ4_1>;
   t.gemm[static_cast<uint32_t>(DType::Q5_0)] = gemm_q32_scalar<FormatQ5_0>;
   t.gemm[static_cast<uint32_t>(DType::Q5_1)] = gemm_q32_scalar<FormatQ5_1>;
+  t.gemm[static_cast<uint32_t>(DType::Q2_K)] = gemm_low2_scalar<DType::Q2_K>;
+  t.gemm[static_cast<uint32_t>(DType::Q3_K)] = gemm_low2_scalar<DType::Q3_K>;
   t.gemm[static_cast<uint32_t>(DType::Q4_K)] = gemm_k_min_scalar<kQ4_KChunk>;
   t.gemm[static_cast<uint32_t>(DType::Q5_K)] = gemm_k_min_scalar<kQ5_KChunk>;
   t.gemm[static_cast<uint32_t>(DType::Q6_K)] = gemm_q6_k_scalar;

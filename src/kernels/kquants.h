@@ -42,6 +42,14 @@ void vec_dot_q4_k_q8_k(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q5_k_q8_k(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q6_k_q8_k(int64_t n, float* out, const void* w, const void* a);
 
+// The packed sub-block scales. Q4_K/Q5_K: scale and min j (0..7, 6 bits each) of
+// the 12 scale bytes, and the inverse; Q3_K: the 16 signed scales (stored 6-bit
+// value - 32), and the inverse.
+void q4_k_scale_min(const uint8_t* s, int j, int& scale, int& min);
+void pack_q4_k_scales(const int* scales, const int* mins, uint8_t* s);
+void unpack_q3_k_scales(const uint8_t* s, int out[16]);
+void pack_q3_k_scales(const int* scales, uint8_t* s);
+
 // Throws muse::Error unless n is a non-negative multiple of QK_K.
 void check_row_length(int64_t n, const char* what);
 

@@ -300,15 +300,6 @@ int best_symmetric_level(const float* x, const float* w, int n, float d, float s
   return best;
 }
 
-// Q4_K / Q5_K scale packing (inverse of q4_k_scale_min in kquants_scalar.cpp).
-void pack_q4_k_scales(const int* ls, const int* lm, uint8_t* s) {
-  for (int j = 0; j < 4; ++j) {
-    s[j] = static_cast<uint8_t>((ls[j] & 63) | ((ls[j + 4] >> 4) << 6));
-    s[j + 4] = static_cast<uint8_t>((lm[j] & 63) | ((lm[j + 4] >> 4) << 6));
-    s[j + 8] = static_cast<uint8_t>((ls[j + 4] & 15) | ((lm[j + 4] & 15) << 4));
-  }
-}
-
 }  // namespace
 
 void quantize_row_q2_k(const float* x, void* y, int64_t n) {
@@ -334,6 +325,7 @@ void quantize_row_q3_k(const float* x, void* y, int64_t n) {
   auto* blocks = static_cast<BlockQ3_K*>(y);
   float w[QK_K], scales[16], scale_w[16];
   int8_t L[QK_K], ls[16];
+  int levels[16];
   for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
     BlockQ3_K& blk = blocks[b];
     std::memset(&blk, 0, sizeof(blk));
@@ -348,13 +340,7 @@ void quantize_row_q3_k(const float* x, void* y, int64_t n) {
     const float d = to_f16_and_back(fit_scale(scales, scale_w, 16, 32, 31, ls), blk.d);
     for (int j = 0; j < 16; ++j) {
       const int level = best_symmetric_level(x + 16 * j, w + 16 * j, 16, d, scales[j], 32, 4, 3);
-      const int v = level + 32;  // stored 6-bit value
-      if (j < 8) {
-        blk.scales[j] |= static_cast<uint8_t>(v & 15);
-      } else {
-        blk.scales[j - 8] |= static_cast<uint8_t>((v & 15) << 4);
-      }
-      blk.scales[8 + j % 4] |= static_cast<uint8_t>((v >> 4) << (2 * (j / 4)));
+      levels[j] = level;
       const float s = d * static_cast<float>(level);
       for (int l = 0; l < 16; ++l) {
         const int i = 16 * j + l;
@@ -363,6 +349,7 @@ void quantize_row_q3_k(const float* x, void* y, int64_t n) {
         blk.hmask[i % 32] |= static_cast<uint8_t>((q >> 2) << (i / 32));
       }
     }
+    pack_q3_k_scales(levels, blk.scales);
   }
 }
 

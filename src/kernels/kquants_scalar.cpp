@@ -32,8 +32,6 @@ void check_row_length(int64_t n, const char* what) {
              " is not a multiple of the k-quant block size ", QK_K);
 }
 
-namespace {
-
 // Q4_K / Q5_K: 8 six-bit scales and 8 six-bit mins packed in 12 bytes. Bytes 0-3
 // hold scales 0-3 in their low 6 bits, bytes 4-7 mins 0-3; bytes 8-11 hold the
 // low nibbles of scales 4-7 (low half) and mins 4-7 (high half), whose top two
@@ -48,6 +46,14 @@ void q4_k_scale_min(const uint8_t* s, int j, int& scale, int& min) {
   }
 }
 
+void pack_q4_k_scales(const int* scales, const int* mins, uint8_t* s) {
+  for (int j = 0; j < 4; ++j) {
+    s[j] = static_cast<uint8_t>((scales[j] & 63) | ((scales[j + 4] >> 4) << 6));
+    s[j + 4] = static_cast<uint8_t>((mins[j] & 63) | ((mins[j + 4] >> 4) << 6));
+    s[j + 8] = static_cast<uint8_t>((scales[j + 4] & 15) | ((mins[j + 4] & 15) << 4));
+  }
+}
+
 // Q3_K: 16 six-bit scales in 12 bytes. Low nibbles: scale i < 8 in the low half
 // of byte i, scale i >= 8 in the high half of byte i - 8. High two bits: scale i
 // in bits 2*(i/4) .. 2*(i/4)+1 of byte 8 + i%4. Returns the signed value - 32.
@@ -58,6 +64,22 @@ void unpack_q3_k_scales(const uint8_t* s, int out[16]) {
     out[i] = (low | (high << 4)) - 32;
   }
 }
+
+// Inverse of unpack_q3_k_scales (values -32..31).
+void pack_q3_k_scales(const int* scales, uint8_t* s) {
+  for (int i = 0; i < 12; ++i) s[i] = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int v = scales[j] + 32;
+    if (j < 8) {
+      s[j] |= static_cast<uint8_t>(v & 15);
+    } else {
+      s[j - 8] |= static_cast<uint8_t>((v & 15) << 4);
+    }
+    s[8 + j % 4] |= static_cast<uint8_t>((v >> 4) << (2 * (j / 4)));
+  }
+}
+
+namespace {
 
 // Each decode_* writes the block's 256 integer quants in element order.
 void decode_q2_k(const BlockQ2_K& b, int8_t q[QK_K]) {

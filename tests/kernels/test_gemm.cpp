@@ -41,7 +41,8 @@ std::vector<Isa> supported_isas() {
 
 const DType kPackedTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
                               DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                              DType::Q4_K, DType::Q5_K, DType::Q6_K};
+                              DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                              DType::Q6_K};
 
 // Error bound per output: the products are exact integers (quantized types) or
 // f32 sums in another order (float types), so only float rounding differs.
@@ -140,8 +141,8 @@ TEST(PackedGemm, ScalarTableHasEveryPackedType) {
     EXPECT_TRUE(has_packed_layout(t)) << dtype_name(t);
     EXPECT_NE(scalar_kernels().gemm_fn(t), nullptr) << dtype_name(t);
   }
-  EXPECT_FALSE(has_packed_layout(DType::Q3_K));
-  EXPECT_EQ(scalar_kernels().gemm_fn(DType::Q3_K), nullptr);
+  EXPECT_FALSE(has_packed_layout(DType::Q8_K));  // activation-only
+  EXPECT_EQ(scalar_kernels().gemm_fn(DType::Q8_K), nullptr);
 }
 
 // The layout itself, on blocks built by hand: Q8_0 quants are stored + 128 in
@@ -182,6 +183,14 @@ TEST(PackedGemm, KnownLayoutQ8_0AndQ4_0) {
 }
 
 // linear(): several outputs sharing one input in one pass, 1-3 threads, with an
+// The best kernels without the GEMM kernel of `type`, whose weights then stay
+// unpacked (as every type does on an ISA without packed kernels, e.g. NEON).
+KernelTable without_gemm(DType type) {
+  KernelTable t = best_kernels();
+  t.gemm[static_cast<uint32_t>(type)] = nullptr;
+  return t;
+}
+
 // unpacked type (Q3_K) mixed in and an output written with a row stride.
 TEST(Linear, FusedOutputsMatchReference) {
   const int64_t cols = 256;
@@ -191,8 +200,9 @@ TEST(Linear, FusedOutputsMatchReference) {
   const Matrix d = make_matrix(DType::F16, 17, cols, 4);
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
-    const Linear la(a.view, best_kernels(), &pool), lb(b.view, best_kernels(), &pool);
-    const Linear lc(c.view, best_kernels(), &pool), ld(d.view, best_kernels(), &pool);
+    const KernelTable kernels = without_gemm(DType::Q3_K);
+    const Linear la(a.view, kernels, &pool), lb(b.view, kernels, &pool);
+    const Linear lc(c.view, kernels, &pool), ld(d.view, kernels, &pool);
     EXPECT_TRUE(la.packed());
     EXPECT_FALSE(lc.packed());
     for (int64_t n : {1, 7, 40}) {
@@ -204,7 +214,7 @@ TEST(Linear, FusedOutputsMatchReference) {
                                 {&lc, y.data() + 69, ldy},
                                 {&ld, y.data() + 78, ldy}};
       GemmScratch scratch;
-      linear(outs, x.data(), cols, n, pool, scratch);
+      linear(outs, x.data(), cols, n, pool, scratch, &kernels);
       const Matrix* mats[] = {&a, &b, &c, &d};
       const int64_t offs[] = {0, 48, 69, 78};
       for (int m = 0; m < 4; ++m) {
@@ -226,7 +236,9 @@ TEST(Linear, GluMatchesSeparateProducts) {
     const Matrix g = make_matrix(t, rows, cols, 7), u = make_matrix(t, rows, cols, 8);
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
-      const Linear lg(g.view, best_kernels(), &pool), lu(u.view, best_kernels(), &pool);
+      const KernelTable kernels = without_gemm(DType::Q3_K);
+      const Linear lg(g.view, kernels, &pool), lu(u.view, kernels, &pool);
+      EXPECT_EQ(lg.packed(), t != DType::Q3_K);
       for (int64_t n : {1, 5, 70}) {
         const std::vector<float> x = random_values(n * cols, 9, 0.5f);
         std::vector<float> rg(static_cast<size_t>(n * rows)), ru(rg.size());
@@ -242,7 +254,7 @@ TEST(Linear, GluMatchesSeparateProducts) {
           const int64_t ldy = rows + 3;
           std::vector<float> y(static_cast<size_t>(n * ldy), 123.0f);
           GemmScratch scratch;
-          linear_glu(lg, lu, kind, x.data(), cols, n, y.data(), ldy, pool, scratch);
+          linear_glu(lg, lu, kind, x.data(), cols, n, y.data(), ldy, pool, scratch, &kernels);
           for (int64_t i = 0; i < n; ++i) {
             for (int64_t r = 0; r < rows; ++r)
               ASSERT_NEAR(y[i * ldy + r], ref[i * rows + r],
@@ -266,7 +278,7 @@ TEST(Linear, RejectsBadShapes) {
   GemmScratch scratch;
   EXPECT_THROW(linear(outs, x.data(), 64, 1, pool, scratch), Error);
   TensorView bad = a.view;
-  bad.type = DType::Q2_K;
+  bad.type = DType::Q8_K;
   EXPECT_THROW(PackedMatrix::pack(bad), Error);
   bad = a.view;
   bad.ne = {48, 16, 1, 1};
