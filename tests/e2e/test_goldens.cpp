@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/test_tmp.h"
 #include "engine/generate.h"
 #include "model/convert.h"
 #include "model/safetensors.h"
@@ -38,12 +39,11 @@ const Case kCases[] = {
     {"muse_glimmer", "input_ids_text", "text_logits", 0.2, 0.8},
 };
 
-std::string golden_dir(const Case& c) { return std::string(MUSE_SHARED_DIR) + "/goldens/" + c.name; }
-
-std::string tmp_path(const std::string& file) {
-  fs::create_directories(MUSE_TEST_TMP);
-  return std::string(MUSE_TEST_TMP) + "/" + file;
+std::string golden_dir(const Case& c) {
+  return std::string(MUSE_SHARED_DIR) + "/goldens/" + c.name;
 }
+
+using test::tmp_path;
 
 template <typename T>
 std::vector<T> read_tensor(const std::string& path, const std::string& key, DType type) {

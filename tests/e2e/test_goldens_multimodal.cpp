@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/compare.h"
+#include "common/test_tmp.h"
 #include "core/read_file.h"
 #include "media/audio.h"
 #include "media/image.h"
@@ -24,10 +25,7 @@ std::string golden(const std::string& name) {
   return std::string(MUSE_SHARED_DIR) + "/goldens/" + name;
 }
 
-std::string tmp_path(const std::string& file) {
-  fs::create_directories(MUSE_TEST_TMP);
-  return std::string(MUSE_TEST_TMP) + "/" + file;
-}
+using test::tmp_path;
 
 template <typename T>
 std::vector<T> read(const std::string& path, const std::string& key) {
@@ -43,8 +41,8 @@ using test::max_abs_diff;
 
 // Spans of the golden prompt, filled with the golden embeddings.
 std::vector<MediaSpan> golden_spans(const ModelConfig& c, const std::vector<int32_t>& ids,
-                                    const std::vector<float>& image, int64_t grid_h,
-                                    int64_t grid_w, const std::vector<float>& audio) {
+                                    const std::vector<float>& image, int64_t grid_h, int64_t grid_w,
+                                    const std::vector<float>& audio) {
   std::vector<MediaSpan> spans;
   for (size_t i = 0; i < ids.size();) {
     const bool img = ids[i] == c.media_tokens.image, aud = ids[i] == c.media_tokens.audio;
@@ -204,19 +202,22 @@ TEST_P(MultimodalCli, HuggingFaceDirectoryAndGgufPair) {
       muse + " debug logits -m " + d + " --inputs " + in + " --out " + base + "-hf.safetensors";
   ASSERT_EQ(std::system(hf_cmd.c_str()), 0) << hf_cmd;
   check_outputs(c, base + "-hf.safetensors");
-  const std::string convert = muse + " convert " + d + " -o " + base + ".gguf --type f32 --mmproj " +
-                              base + "-mmproj.gguf --mmproj-type f32";
+  const std::string convert = muse + " convert " + d + " -o " + base +
+                              ".gguf --type f32 --mmproj " + base +
+                              "-mmproj.gguf --mmproj-type f32";
   ASSERT_EQ(std::system(convert.c_str()), 0) << convert;
   const std::string gguf_cmd = muse + " debug logits -m " + base + ".gguf --mmproj " + base +
-                               "-mmproj.gguf --inputs " + in + " --out " + base + "-gguf.safetensors";
+                               "-mmproj.gguf --inputs " + in + " --out " + base +
+                               "-gguf.safetensors";
   ASSERT_EQ(std::system(gguf_cmd.c_str()), 0) << gguf_cmd;
   check_outputs(c, base + "-gguf.safetensors");
 }
 
-INSTANTIATE_TEST_SUITE_P(Goldens, MultimodalCli,
-                         ::testing::Values(CliCase{"qwen25omni", {"image_embeds", "audio_embeds"}, true},
-                                           CliCase{"muse_glimmer", {"image_embeds"}, false}),
-                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Goldens, MultimodalCli,
+    ::testing::Values(CliCase{"qwen25omni", {"image_embeds", "audio_embeds"}, true},
+                      CliCase{"muse_glimmer", {"image_embeds"}, false}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace muse

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/test_tmp.h"
 #include "engine/generate.h"
 #include "model/convert.h"
 #include "model/random_model.h"
@@ -17,8 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string tmp(const std::string& name) {
-  fs::create_directories(MUSE_TEST_TMP);
-  return std::string(MUSE_TEST_TMP) + "/" + name;
+  return test::tmp_path(name);
 }
 
 struct TypeCase {
@@ -78,17 +78,18 @@ TEST_P(QuantTypes, QuantizeLoadsAndStaysClose) {
   EXPECT_GT(rel, tc.type == std::string("f32") ? -1.0 : 0.0) << "quantization changed nothing";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    All, QuantTypes,
-    // Bounds are about 1.3x what was measured (rms error of the logits relative
-    // to their rms; errors compound over layers, so about 3.5x the weights' own
-    // normalised rounding error).
-    ::testing::Values(TypeCase{"f32", 1e-6}, TypeCase{"f16", 2e-3}, TypeCase{"bf16", 1.5e-2},
-                      TypeCase{"q8_0", 0.025}, TypeCase{"q6_k", 0.075}, TypeCase{"q5_0", 0.17},
-                      TypeCase{"q5_1", 0.135}, TypeCase{"q5_k", 0.135}, TypeCase{"q4_0", 0.32},
-                      TypeCase{"q4_1", 0.28}, TypeCase{"q4_k", 0.26}, TypeCase{"q4_k_m", 0.2},
-                      TypeCase{"q3_k", 0.54}, TypeCase{"q2_k", 0.9}),
-    [](const auto& info) { return std::string(info.param.type); });
+INSTANTIATE_TEST_SUITE_P(All, QuantTypes,
+                         // Bounds are about 1.3x what was measured (rms error of the logits
+                         // relative to their rms; errors compound over layers, so about 3.5x the
+                         // weights' own normalised rounding error).
+                         ::testing::Values(TypeCase{"f32", 1e-6}, TypeCase{"f16", 2e-3},
+                                           TypeCase{"bf16", 1.5e-2}, TypeCase{"q8_0", 0.025},
+                                           TypeCase{"q6_k", 0.075}, TypeCase{"q5_0", 0.17},
+                                           TypeCase{"q5_1", 0.135}, TypeCase{"q5_k", 0.135},
+                                           TypeCase{"q4_0", 0.32}, TypeCase{"q4_1", 0.28},
+                                           TypeCase{"q4_k", 0.26}, TypeCase{"q4_k_m", 0.2},
+                                           TypeCase{"q3_k", 0.54}, TypeCase{"q2_k", 0.9}),
+                         [](const auto& info) { return std::string(info.param.type); });
 
 }  // namespace
 }  // namespace muse

@@ -18,15 +18,14 @@
 #include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
 #include "kernels/kernel_table.h"
+#include "kernels/kernel_test_data.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant_blocks.h"
-#include "kernels/kernel_test_data.h"
 #include "muse/error.h"
 
 namespace muse::kernels {
 namespace {
-
 
 using testing_data::make_matrix;
 using testing_data::Matrix;
@@ -39,10 +38,9 @@ std::vector<Isa> supported_isas() {
   return isas;
 }
 
-const DType kPackedTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
-                              DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                              DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
-                              DType::Q6_K};
+const DType kPackedTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                              DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                              DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // Error bound per output: the products are exact integers (quantized types) or
 // f32 sums in another order (float types), so only float rounding differs.

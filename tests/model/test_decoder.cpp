@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/test_tmp.h"
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "model/random_model.h"
@@ -16,8 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string tmp(const std::string& name) {
-  fs::create_directories(MUSE_TEST_TMP);
-  return std::string(MUSE_TEST_TMP) + "/" + name;
+  return test::tmp_path(name);
 }
 
 std::shared_ptr<Model> tiny(const std::string& arch, const std::string& type = "f32") {
@@ -30,7 +30,8 @@ std::shared_ptr<Model> tiny(const std::string& arch, const std::string& type = "
 
 std::vector<float> run(Decoder& d, const std::vector<int32_t>& ids, int32_t seq) {
   std::vector<BatchItem> items;
-  for (size_t i = 0; i < ids.size(); ++i) items.push_back({ids[i], static_cast<int32_t>(i), seq, true});
+  for (size_t i = 0; i < ids.size(); ++i)
+    items.push_back({ids[i], static_cast<int32_t>(i), seq, true});
   d.clear(seq);
   auto out = d.forward(items);
   return {out.begin(), out.end()};
@@ -58,7 +59,8 @@ TEST_P(DecoderArch, ChunkedAndIncrementalMatchOnePass) {
     BatchItem it{ids[i], static_cast<int32_t>(i), 0, true};
     auto out = inc.forward(std::span<const BatchItem>(&it, 1));
     ASSERT_EQ(static_cast<int64_t>(out.size()), V);
-    EXPECT_LE(max_diff(out, std::span<const float>(ref).subspan(i * V, V)), 1e-5) << "position " << i;
+    EXPECT_LE(max_diff(out, std::span<const float>(ref).subspan(i * V, V)), 1e-5)
+        << "position " << i;
   }
 }
 
@@ -79,10 +81,12 @@ TEST_P(DecoderArch, InterleavedSequencesMatchSeparateRuns) {
   size_t row = 0;
   for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
     if (i < b.size()) {
-      EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(rb).subspan(i * V, V)), 1e-5);
+      EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(rb).subspan(i * V, V)),
+                1e-5);
     }
     if (i < a.size()) {
-      EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(ra).subspan(i * V, V)), 1e-5);
+      EXPECT_LE(max_diff(out.subspan(row++ * V, V), std::span<const float>(ra).subspan(i * V, V)),
+                1e-5);
     }
   }
 }
@@ -91,7 +95,8 @@ INSTANTIATE_TEST_SUITE_P(Archs, DecoderArch,
                          ::testing::Values("llama", "qwen2", "qwen3", "gemma3", "muse-glimmer"),
                          [](const auto& info) {
                            std::string s = info.param;
-                           for (auto& ch : s) if (ch == '-') ch = '_';
+                           for (auto& ch : s)
+                             if (ch == '-') ch = '_';
                            return s;
                          });
 
@@ -139,13 +144,16 @@ TEST(ModelFile, MissingAndMisshapenTensorsAreNamed) {
     Model::load(write_without("blk.1.attn_k_norm.weight", ""));
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'blk.1.attn_k_norm.weight' is missing"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'blk.1.attn_k_norm.weight' is missing"),
+              std::string::npos)
+        << e.what();
   }
   try {
     Model::load(write_without("", "blk.0.ffn_up.weight"));
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'blk.0.ffn_up.weight' has shape"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'blk.0.ffn_up.weight' has shape"), std::string::npos)
+        << e.what();
   }
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("mamba9"));
@@ -182,10 +190,12 @@ TEST(Quantize, Q4KMMixtureMatchesTheNamedRecipe) {
   EXPECT_EQ(tensor_type_for(t, "blk.10.attn_q.weight", 2, 1024, 24, false), DType::Q4_K);
   EXPECT_EQ(tensor_type_for(t, "blk.10.attn_norm.weight", 1, 896, 24, false), DType::F32);
   // Rows that do not split into 256-blocks fall back to a 32-block type.
-  EXPECT_EQ(tensor_type_for(parse_quant_target("q4_k"), "blk.0.attn_q.weight", 2, 160, 24, false), DType::Q5_0);
+  EXPECT_EQ(tensor_type_for(parse_quant_target("q4_k"), "blk.0.attn_q.weight", 2, 160, 24, false),
+            DType::Q5_0);
   EXPECT_EQ(tensor_type_for(t, "blk.0.attn_v.weight", 2, 896, 24, false), DType::Q8_0);
   EXPECT_EQ(tensor_type_for(t, "blk.4.attn_v.weight", 2, 896, 24, false), DType::Q5_0);
-  EXPECT_EQ(tensor_type_for(parse_quant_target("q8_0"), "blk.0.attn_q.weight", 2, 100, 24, false), DType::F16);
+  EXPECT_EQ(tensor_type_for(parse_quant_target("q8_0"), "blk.0.attn_q.weight", 2, 100, 24, false),
+            DType::F16);
   EXPECT_THROW(parse_quant_target("q9_9"), Error);
 }
 
