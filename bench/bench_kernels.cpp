@@ -33,6 +33,17 @@ std::vector<uint8_t> quantized(DType t, const std::vector<float>& x) {
   return out;
 }
 
+// A rows x cols weight matrix of type t over `bytes`.
+TensorView matrix_view(DType t, int64_t rows, int64_t cols, const std::vector<uint8_t>& bytes) {
+  TensorView w;
+  w.type = t;
+  w.n_dims = 2;
+  w.ne = {cols, rows, 1, 1};
+  w.data = bytes.data();
+  w.nbytes = bytes.size();
+  return w;
+}
+
 std::vector<Isa> isas() {
   std::vector<Isa> out;
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon})
@@ -91,12 +102,7 @@ void register_matmul(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_tok
       label.c_str(),
       [=](benchmark::State& st) {
         const auto w_bytes = quantized(t, random_values(rows * cols, 4));
-        TensorView w;
-        w.type = t;
-        w.n_dims = 2;
-        w.ne = {cols, rows, 1, 1};
-        w.data = w_bytes.data();
-        w.nbytes = w_bytes.size();
+        const TensorView w = matrix_view(t, rows, cols, w_bytes);
         const auto x = random_values(n_tokens * cols, 5);
         std::vector<float> y(static_cast<size_t>(rows * n_tokens));
         std::vector<uint8_t> scratch;
@@ -165,12 +171,7 @@ void register_gemm(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_token
                             std::to_string(cols) + "/tokens:" + std::to_string(n_tokens);
   benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& st) {
     const auto w_bytes = quantized(t, random_values(rows * cols, 4));
-    TensorView w;
-    w.type = t;
-    w.n_dims = 2;
-    w.ne = {cols, rows, 1, 1};
-    w.data = w_bytes.data();
-    w.nbytes = w_bytes.size();
+    const TensorView w = matrix_view(t, rows, cols, w_bytes);
     const KernelTable& k = kernels_for(isa);
     ThreadPool pool(1);
     const Linear linear_w(w, k, &pool);

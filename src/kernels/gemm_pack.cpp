@@ -20,27 +20,6 @@ using namespace gemm_layout;
 
 // ---- layouts -------------------------------------------------------------------
 
-bool has_packed_layout(DType type) {
-  switch (type) {
-    case DType::F32:
-    case DType::F16:
-    case DType::BF16:
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q4_1:
-    case DType::Q5_0:
-    case DType::Q5_1:
-    case DType::Q2_K:
-    case DType::Q3_K:
-    case DType::Q4_K:
-    case DType::Q5_K:
-    case DType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
-}
-
 GemmActKind gemm_act_kind(DType type) {
   switch (type) {
     case DType::Q8_0:
@@ -57,40 +36,6 @@ GemmActKind gemm_act_kind(DType type) {
       return GemmActKind::Q8_K;
     default:
       return GemmActKind::F32;
-  }
-}
-
-size_t packed_group_bytes(DType type, int64_t cols) {
-  if (cols <= 0) return 0;
-  const auto c = static_cast<size_t>(cols);
-  switch (type) {
-    case DType::F32:
-      return c * 16 * 4;
-    case DType::F16:
-    case DType::BF16:
-      return c * 16 * 2;
-    case DType::Q8_0:
-      return cols % 32 == 0 ? c / 32 * kQ8_0Chunk : 0;
-    case DType::Q4_0:
-      return cols % 32 == 0 ? c / 32 * kQ4_0Chunk : 0;
-    case DType::Q4_1:
-      return cols % 32 == 0 ? c / 32 * kQ4_1Chunk : 0;
-    case DType::Q5_0:
-      return cols % 32 == 0 ? c / 32 * kQ5_0Chunk : 0;
-    case DType::Q5_1:
-      return cols % 32 == 0 ? c / 32 * kQ5_1Chunk : 0;
-    case DType::Q2_K:
-      return cols % 256 == 0 ? c / 256 * kQ2_KChunk : 0;
-    case DType::Q3_K:
-      return cols % 256 == 0 ? c / 256 * kQ3_KChunk : 0;
-    case DType::Q4_K:
-      return cols % 256 == 0 ? c / 256 * kQ4_KChunk : 0;
-    case DType::Q5_K:
-      return cols % 256 == 0 ? c / 256 * kQ5_KChunk : 0;
-    case DType::Q6_K:
-      return cols % 256 == 0 ? c / 256 * kQ6_KChunk : 0;
-    default:
-      return 0;
   }
 }
 
@@ -296,38 +241,6 @@ void pack_q6_k(const uint8_t* const src[16], uint8_t* dst, int64_t cols) {
   }
 }
 
-PackGroupFn packer(DType type) {
-  switch (type) {
-    case DType::F32:
-      return pack_floats32;
-    case DType::F16:
-    case DType::BF16:
-      return pack_halves;
-    case DType::Q8_0:
-      return pack_q8_0;
-    case DType::Q4_0:
-      return pack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>;
-    case DType::Q4_1:
-      return pack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>;
-    case DType::Q5_0:
-      return pack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>;
-    case DType::Q5_1:
-      return pack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>;
-    case DType::Q2_K:
-      return pack_q2_k;
-    case DType::Q3_K:
-      return pack_q3_k;
-    case DType::Q4_K:
-      return pack_k_min<BlockQ4_K, kQ4_KChunk>;
-    case DType::Q5_K:
-      return pack_k_min<BlockQ5_K, kQ5_KChunk>;
-    case DType::Q6_K:
-      return pack_q6_k;
-    default:
-      return nullptr;
-  }
-}
-
 // ---- unpacking one row (the inverse of the packers) ------------------------------
 
 uint16_t get_scale(const uint8_t* chunk, int r) {
@@ -464,44 +377,81 @@ void unpack_q6_k(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
   }
 }
 
+template <size_t kBytes>  // F32 (4) and F16/BF16 (2): one element per column
+void unpack_floats(const uint8_t* g, int r, uint8_t* out, int64_t cols) {
+  for (int64_t k = 0; k < cols; ++k)
+    std::memcpy(out + kBytes * k, g + (k * 16 + r) * kBytes, kBytes);
+}
+
+using UnpackRowFn = void (*)(const uint8_t* g, int r, uint8_t* out, int64_t cols);
+
+// One packed layout: `cols` columns per chunk of `bytes` per row group, its
+// packer and its row unpacker.
+struct PackedFormat {
+  int64_t cols = 0;
+  size_t bytes = 0;
+  PackGroupFn pack = nullptr;
+  UnpackRowFn unpack = nullptr;
+};
+
+PackedFormat packed_format(DType type) {
+  switch (type) {
+    case DType::F32:
+      return {1, 16 * 4, pack_floats32, unpack_floats<4>};
+    case DType::F16:
+    case DType::BF16:
+      return {1, 16 * 2, pack_halves, unpack_floats<2>};
+    case DType::Q8_0:
+      return {32, kQ8_0Chunk, pack_q8_0, unpack_q8_0};
+    case DType::Q4_0:
+      return {32, kQ4_0Chunk, pack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>,
+              unpack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>};
+    case DType::Q4_1:
+      return {32, kQ4_1Chunk, pack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>,
+              unpack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>};
+    case DType::Q5_0:
+      return {32, kQ5_0Chunk, pack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>,
+              unpack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>};
+    case DType::Q5_1:
+      return {32, kQ5_1Chunk, pack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>,
+              unpack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>};
+    case DType::Q2_K:
+      return {256, kQ2_KChunk, pack_q2_k, unpack_q2_k};
+    case DType::Q3_K:
+      return {256, kQ3_KChunk, pack_q3_k, unpack_q3_k};
+    case DType::Q4_K:
+      return {256, kQ4_KChunk, pack_k_min<BlockQ4_K, kQ4_KChunk>,
+              unpack_k_min<BlockQ4_K, kQ4_KChunk>};
+    case DType::Q5_K:
+      return {256, kQ5_KChunk, pack_k_min<BlockQ5_K, kQ5_KChunk>,
+              unpack_k_min<BlockQ5_K, kQ5_KChunk>};
+    case DType::Q6_K:
+      return {256, kQ6_KChunk, pack_q6_k, unpack_q6_k};
+    default:
+      return {};
+  }
+}
+
 }  // namespace
+
+bool has_packed_layout(DType type) {
+  return packed_format(type).bytes != 0;
+}
+
+size_t packed_group_bytes(DType type, int64_t cols) {
+  const PackedFormat f = packed_format(type);
+  if (f.bytes == 0 || cols <= 0 || cols % f.cols != 0) return 0;
+  return static_cast<size_t>(cols / f.cols) * f.bytes;
+}
 
 void PackedMatrix::unpack_row(int64_t r, void* out) const {
   MUSE_CHECK(r >= 0 && r < rows_, "unpack_row: row ", r, " out of range");
   const uint8_t* g = group(r / kGemmGroupRows);
   const int lane = static_cast<int>(r % kGemmGroupRows);
-  auto* o = static_cast<uint8_t*>(out);
-  switch (type_) {
-    case DType::F32:
-      for (int64_t k = 0; k < cols_; ++k) std::memcpy(o + 4 * k, g + (k * 16 + lane) * 4, 4);
-      return;
-    case DType::F16:
-    case DType::BF16:
-      for (int64_t k = 0; k < cols_; ++k) std::memcpy(o + 2 * k, g + (k * 16 + lane) * 2, 2);
-      return;
-    case DType::Q8_0:
-      return unpack_q8_0(g, lane, o, cols_);
-    case DType::Q4_0:
-      return unpack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>(g, lane, o, cols_);
-    case DType::Q4_1:
-      return unpack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>(g, lane, o, cols_);
-    case DType::Q5_0:
-      return unpack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>(g, lane, o, cols_);
-    case DType::Q5_1:
-      return unpack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>(g, lane, o, cols_);
-    case DType::Q2_K:
-      return unpack_q2_k(g, lane, o, cols_);
-    case DType::Q3_K:
-      return unpack_q3_k(g, lane, o, cols_);
-    case DType::Q4_K:
-      return unpack_k_min<BlockQ4_K, kQ4_KChunk>(g, lane, o, cols_);
-    case DType::Q5_K:
-      return unpack_k_min<BlockQ5_K, kQ5_KChunk>(g, lane, o, cols_);
-    case DType::Q6_K:
-      return unpack_q6_k(g, lane, o, cols_);
-    default:
-      throw Error(str_cat("unpack_row: type ", dtype_name(type_), " has no packed layout"));
-  }
+  const UnpackRowFn unpack = packed_format(type_).unpack;
+  if (unpack == nullptr)
+    throw Error(str_cat("unpack_row: type ", dtype_name(type_), " has no packed layout"));
+  unpack(g, lane, static_cast<uint8_t*>(out), cols_);
 }
 
 void PackedMatrix::Free::operator()(uint8_t* p) const {
@@ -533,7 +483,7 @@ size_t packed_bytes(const TensorView& w) {
 
 PackedMatrix PackedMatrix::pack(const TensorView& w, ThreadPool* pool,
                                 const PackedRowsFn& on_packed, uint8_t* storage) {
-  const PackGroupFn fn = packer(w.type);
+  const PackGroupFn fn = packed_format(w.type).pack;
   MUSE_CHECK(fn != nullptr, "pack: type ", dtype_name(w.type), " has no packed GEMM layout");
   const int64_t rows = w.rows(), cols = w.cols();
   MUSE_CHECK(rows > 0 && cols > 0, "pack: bad weight shape ", shape_string(w));
