@@ -13,7 +13,7 @@ Runner add_convert(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.add_option("hf_dir", o->in, "Hugging Face model directory")->required();
   app.add_option("-o,--output", o->out, "Output GGUF file")->required();
-  app.add_option("--type", o->type, "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k|q4_k_m");
+  app.add_option("--type", o->type, "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k|q4_k_m|q5_k_m");
   app.add_option("--mmproj", o->mmproj,
                  "Also write the image/audio encoders to this mmproj GGUF (multimodal models)");
   app.add_option("--mmproj-type", o->mmproj_type, "Encoder weight type: f32|f16|bf16|q8_0");

@@ -1,8 +1,10 @@
 #include "model/convert.h"
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <utility>
 
 #include "core/thread_pool.h"
 #include "kernels/kernel_table.h"
@@ -17,7 +19,6 @@ namespace {
 }  // namespace
 
 uint32_t llama_file_type(const QuantTarget& t) {
-  if (t.q4_k_m) return 15;
   switch (t.base) {
     case DType::F32: return 0;
     case DType::F16: return 1;
@@ -28,8 +29,8 @@ uint32_t llama_file_type(const QuantTarget& t) {
     case DType::Q5_1: return 9;
     case DType::Q2_K: return 10;
     case DType::Q3_K: return 12;
-    case DType::Q4_K: return 15;
-    case DType::Q5_K: return 17;
+    case DType::Q4_K: return 15;  // llama.cpp's Q4_K_M (also for plain q4_k)
+    case DType::Q5_K: return 17;  // Q5_K_M
     case DType::Q6_K: return 18;
     case DType::BF16: return 32;
     default: throw Error(str_cat("no file type for ", dtype_name(t.base)));
@@ -74,10 +75,14 @@ DType fallback_type(DType t, int64_t row_len) {
 QuantTarget parse_quant_target(const std::string& name) {
   QuantTarget t;
   t.name = name;
-  if (name == "q4_k_m" || name == "Q4_K_M") {
-    t.base = DType::Q4_K;
-    t.q4_k_m = true;
-    return t;
+  for (const auto& [mixture, base] : {std::pair{"q4_k_m", DType::Q4_K}, {"q5_k_m", DType::Q5_K}}) {
+    std::string upper = mixture;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (name == mixture || name == upper) {
+      t.base = base;
+      t.k_m = true;
+      return t;
+    }
   }
   auto d = dtype_from_name(name);
   MUSE_CHECK(d && (*d == DType::F32 || *d == DType::F16 || *d == DType::BF16 ||
@@ -86,7 +91,7 @@ QuantTarget parse_quant_target(const std::string& name) {
                  (*d == DType::F32 || *d == DType::F16 || *d == DType::BF16 || dtype_info(*d).quantized),
              "unknown or unsupported target type '", name,
              "' (expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, "
-             "q6_k or q4_k_m)");
+             "q6_k, q4_k_m or q5_k_m)");
   t.base = *d;
   return t;
 }
@@ -95,7 +100,7 @@ DType tensor_type_for(const QuantTarget& target, const std::string& name, int n_
                       int64_t row_len, int64_t n_layer, bool output_is_tied_embedding) {
   if (n_dims < 2 || !ends_with(name, ".weight") || name == "rope_freqs.weight") return DType::F32;
   DType t = target.base;
-  if (target.q4_k_m) {
+  if (target.k_m) {
     const int64_t il = layer_index(name);
     if (name == "output.weight" || (output_is_tied_embedding && name == "token_embd.weight")) {
       t = DType::Q6_K;

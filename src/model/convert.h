@@ -13,11 +13,13 @@ namespace muse {
 // Target of a conversion: a single type or a named mixture.
 struct QuantTarget {
   DType base = DType::F16;
-  bool q4_k_m = false;  // Q4_K with Q6_K for the output, half of attn_v/ffn_down
-  std::string name;     // as given: "q8_0", "q4_k_m", ...
+  // The _M mixture of a k-quant (q4_k_m, q5_k_m): Q6_K for the output and for
+  // half of the layers' attn_v and ffn_down, the base type elsewhere.
+  bool k_m = false;
+  std::string name;  // as given: "q8_0", "q4_k_m", ...
 };
 
-// Parses "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k|q4_k_m".
+// Parses "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k|q4_k_m|q5_k_m".
 QuantTarget parse_quant_target(const std::string& name);
 
 // The type a given tensor gets under a target: vectors stay f32, rows that do not

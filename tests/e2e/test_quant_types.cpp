@@ -1,6 +1,6 @@
 // Every weight type end to end: a model written in f32, converted with
 // `muse quantize` to each type, loads, gets the expected tensor types (the
-// Q4_K_M mixture included), and computes logits close to the f32 model's, the
+// Q4_K_M and Q5_K_M mixtures included), and computes logits close to the f32 model's, the
 // closeness ordered by bits per weight.
 #include <gtest/gtest.h>
 
@@ -60,7 +60,7 @@ TEST_P(QuantTypes, QuantizeLoadsAndStaysClose) {
     EXPECT_EQ(t.view.type, tensor_type_for(target, t.name, t.view.n_dims, t.view.ne[0], n_layer,
                                            file->find_tensor("output.weight") == nullptr))
         << t.name;
-    if (t.view.n_dims == 2 && target.base != DType::F32 && !target.q4_k_m) {
+    if (t.view.n_dims == 2 && target.base != DType::F32 && !target.k_m) {
       EXPECT_EQ(t.view.type, target.base) << t.name;  // widths are multiples of 256
     }
   }
@@ -88,6 +88,7 @@ INSTANTIATE_TEST_SUITE_P(All, QuantTypes,
                                            TypeCase{"q5_1", 0.135}, TypeCase{"q5_k", 0.135},
                                            TypeCase{"q4_0", 0.32}, TypeCase{"q4_1", 0.28},
                                            TypeCase{"q4_k", 0.26}, TypeCase{"q4_k_m", 0.2},
+                                           TypeCase{"q5_k_m", 0.115},
                                            TypeCase{"q3_k", 0.54}, TypeCase{"q2_k", 0.9}),
                          [](const auto& info) { return std::string(info.param.type); });
 

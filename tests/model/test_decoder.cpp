@@ -196,6 +196,14 @@ TEST(Quantize, Q4KMMixtureMatchesTheNamedRecipe) {
   EXPECT_EQ(tensor_type_for(t, "blk.4.attn_v.weight", 2, 896, 24, false), DType::Q5_0);
   EXPECT_EQ(tensor_type_for(parse_quant_target("q8_0"), "blk.0.attn_q.weight", 2, 100, 24, false),
             DType::F16);
+  // Q5_K_M: the same recipe over Q5_K (llama.cpp's file type 17).
+  const QuantTarget t5 = parse_quant_target("Q5_K_M");
+  EXPECT_EQ(t5.base, DType::Q5_K);
+  EXPECT_EQ(tensor_type_for(t5, "blk.0.attn_v.weight", 2, 1024, 24, false), DType::Q6_K);
+  EXPECT_EQ(tensor_type_for(t5, "blk.4.attn_v.weight", 2, 1024, 24, false), DType::Q5_K);
+  EXPECT_EQ(tensor_type_for(t5, "output.weight", 2, 1024, 24, false), DType::Q6_K);
+  EXPECT_EQ(tensor_type_for(t5, "blk.4.attn_v.weight", 2, 896, 24, false), DType::Q5_1);
+  EXPECT_EQ(llama_file_type(t5), 17u);
   EXPECT_THROW(parse_quant_target("q9_9"), Error);
 }
 
