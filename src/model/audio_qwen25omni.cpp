@@ -1,11 +1,61 @@
 #include "model/audio_qwen25omni.h"
 
 #include <cmath>
+#include <iterator>
 
 #include "model/encoder_ops.h"
 #include "muse/error.h"
 
 namespace muse {
+
+namespace {
+
+// Indexed by Qwen25AudioTensor / Qwen25AudioBlockTensor.
+constexpr EncoderTensorName kAudioNames[] = {
+    {"a.conv1d.1.weight", "audio_tower.conv1.weight"},
+    {"a.conv1d.1.bias", "audio_tower.conv1.bias"},
+    {"a.conv1d.2.weight", "audio_tower.conv2.weight"},
+    {"a.conv1d.2.bias", "audio_tower.conv2.bias"},
+    {"a.position_embd.weight", "audio_tower.embed_positions.weight"},
+    {"a.post_ln.weight", "audio_tower.ln_post.weight"},
+    {"a.post_ln.bias", "audio_tower.ln_post.bias"},
+    {"mm.a.fc.weight", "audio_tower.proj.weight"},
+    {"mm.a.fc.bias", "audio_tower.proj.bias"},
+};
+// Within "a.blk.N." / "audio_tower.layers.N.".
+constexpr EncoderTensorName kAudioBlockNames[] = {
+    {"ln1.weight", "self_attn_layer_norm.weight"},
+    {"ln1.bias", "self_attn_layer_norm.bias"},
+    {"attn_q.weight", "self_attn.q_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},
+    {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_v.weight", "self_attn.v_proj.weight"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},
+    {"attn_out.weight", "self_attn.out_proj.weight"},
+    {"attn_out.bias", "self_attn.out_proj.bias"},
+    {"ln2.weight", "final_layer_norm.weight"},
+    {"ln2.bias", "final_layer_norm.bias"},
+    {"ffn_up.weight", "fc1.weight"},
+    {"ffn_up.bias", "fc1.bias"},
+    {"ffn_down.weight", "fc2.weight"},
+    {"ffn_down.bias", "fc2.bias"},
+};
+static_assert(std::size(kAudioNames) == static_cast<size_t>(Qwen25AudioTensor::kProjBias) + 1);
+static_assert(std::size(kAudioBlockNames) ==
+              static_cast<size_t>(Qwen25AudioBlockTensor::kDownBias) + 1);
+
+}  // namespace
+
+EncoderTensorNames qwen25_audio_tensor(Qwen25AudioTensor t) {
+  const EncoderTensorName& n = kAudioNames[static_cast<size_t>(t)];
+  return {n.gguf, n.hf};
+}
+
+EncoderTensorNames qwen25_audio_tensor(int64_t layer, Qwen25AudioBlockTensor t) {
+  return block_tensor_names(kAudioBlockNames[static_cast<size_t>(t)], "a.blk.",
+                            "audio_tower.layers.", layer);
+}
+
 namespace {
 
 constexpr int64_t kConvWidth = 3;
@@ -20,48 +70,59 @@ class Qwen25AudioEncoder final : public AudioEncoder {
                " does not split into ", cfg_.n_head, " heads");
     MUSE_CHECK(n_mel > 0 && cfg_.n_window > 0 && cfg_.n_window <= cfg_.max_positions, w.path(),
                ": bad audio mel count / window");
-    conv1_ = w.conv1d("a.conv1d.1.weight", "audio_tower.conv1.weight", kConvWidth, n_mel, d);
-    conv1_b_ = w.vector("a.conv1d.1.bias", "audio_tower.conv1.bias", d);
-    conv2_ = w.conv1d("a.conv1d.2.weight", "audio_tower.conv2.weight", kConvWidth, d, d);
-    conv2_b_ = w.vector("a.conv1d.2.bias", "audio_tower.conv2.bias", d);
-    n_ff_ = w.shape("a.blk.0.ffn_up.weight", "audio_tower.layers.0.fc1.weight").back();
+    using T = Qwen25AudioTensor;
+    using B = Qwen25AudioBlockTensor;
+    const auto vec = [&](const EncoderTensorNames& n, int64_t len) {
+      return w.vector(n.gguf, n.hf, len);
+    };
+    const auto mat = [&](const EncoderTensorNames& n, int64_t cols, int64_t rows) {
+      return w.matrix(n.gguf, n.hf, cols, rows);
+    };
+    const auto conv = [&](const EncoderTensorNames& n, int64_t in, int64_t out) {
+      return w.conv1d(n.gguf, n.hf, kConvWidth, in, out);
+    };
+    conv1_ = conv(qwen25_audio_tensor(T::kConv1), n_mel, d);
+    conv1_b_ = vec(qwen25_audio_tensor(T::kConv1Bias), d);
+    conv2_ = conv(qwen25_audio_tensor(T::kConv2), d, d);
+    conv2_b_ = vec(qwen25_audio_tensor(T::kConv2Bias), d);
+    const EncoderTensorNames up0 = qwen25_audio_tensor(0, B::kUp);
+    n_ff_ = w.shape(up0.gguf, up0.hf).back();
     for (int64_t il = 0; il < cfg_.n_layer; ++il) {
-      const std::string g = str_cat("a.blk.", il, ".");
-      const std::string h = str_cat("audio_tower.layers.", il, ".");
+      const auto n = [&](B t) { return qwen25_audio_tensor(il, t); };
       enc::EncoderBlock l;
-      l.norm1_w = w.vector(g + "ln1.weight", h + "self_attn_layer_norm.weight", d);
-      l.norm1_b = w.vector(g + "ln1.bias", h + "self_attn_layer_norm.bias", d);
-      l.norm2_w = w.vector(g + "ln2.weight", h + "final_layer_norm.weight", d);
-      l.norm2_b = w.vector(g + "ln2.bias", h + "final_layer_norm.bias", d);
-      l.wq = w.matrix(g + "attn_q.weight", h + "self_attn.q_proj.weight", d, d);
-      l.bq = w.vector(g + "attn_q.bias", h + "self_attn.q_proj.bias", d);
-      l.wk = w.matrix(g + "attn_k.weight", h + "self_attn.k_proj.weight", d, d);
-      l.wv = w.matrix(g + "attn_v.weight", h + "self_attn.v_proj.weight", d, d);
-      l.bv = w.vector(g + "attn_v.bias", h + "self_attn.v_proj.bias", d);
-      l.wo = w.matrix(g + "attn_out.weight", h + "self_attn.out_proj.weight", d, d);
-      l.bo = w.vector(g + "attn_out.bias", h + "self_attn.out_proj.bias", d);
-      l.up = w.matrix(g + "ffn_up.weight", h + "fc1.weight", d, n_ff_);
-      l.bup = w.vector(g + "ffn_up.bias", h + "fc1.bias", n_ff_);
-      l.down = w.matrix(g + "ffn_down.weight", h + "fc2.weight", n_ff_, d);
-      l.bdown = w.vector(g + "ffn_down.bias", h + "fc2.bias", d);
+      l.norm1_w = vec(n(B::kLn1), d);
+      l.norm1_b = vec(n(B::kLn1Bias), d);
+      l.norm2_w = vec(n(B::kLn2), d);
+      l.norm2_b = vec(n(B::kLn2Bias), d);
+      l.wq = mat(n(B::kQ), d, d);
+      l.bq = vec(n(B::kQBias), d);
+      l.wk = mat(n(B::kK), d, d);
+      l.wv = mat(n(B::kV), d, d);
+      l.bv = vec(n(B::kVBias), d);
+      l.wo = mat(n(B::kOut), d, d);
+      l.bo = vec(n(B::kOutBias), d);
+      l.up = mat(n(B::kUp), d, n_ff_);
+      l.bup = vec(n(B::kUpBias), n_ff_);
+      l.down = mat(n(B::kDown), n_ff_, d);
+      l.bdown = vec(n(B::kDownBias), d);
       layers_.push_back(l);
     }
-    post_w_ = w.vector("a.post_ln.weight", "audio_tower.ln_post.weight", d);
-    post_b_ = w.vector("a.post_ln.bias", "audio_tower.ln_post.bias", d);
-    const std::vector<int64_t> proj_shape = w.shape("mm.a.fc.weight", "audio_tower.proj.weight");
+    post_w_ = vec(qwen25_audio_tensor(T::kPostLn), d);
+    post_b_ = vec(qwen25_audio_tensor(T::kPostLnBias), d);
+    const EncoderTensorNames proj = qwen25_audio_tensor(T::kProj);
+    const std::vector<int64_t> proj_shape = w.shape(proj.gguf, proj.hf);
     MUSE_CHECK(proj_shape.size() == 2, w.path(), ": audio projection is not a matrix");
     if (cfg_.out_dim == 0) cfg_.out_dim = proj_shape[1];
-    proj_ = w.matrix("mm.a.fc.weight", "audio_tower.proj.weight", d, cfg_.out_dim);
-    proj_b_ = w.vector("mm.a.fc.bias", "audio_tower.proj.bias", cfg_.out_dim);
+    proj_ = mat(proj, d, cfg_.out_dim);
+    proj_b_ = vec(qwen25_audio_tensor(T::kProjBias), cfg_.out_dim);
 
     // Positions restart every chunk, so only the first n_window rows are used.
-    if (w.has("a.position_embd.weight", "audio_tower.embed_positions.weight")) {
-      const std::vector<int64_t> shape =
-          w.shape("a.position_embd.weight", "audio_tower.embed_positions.weight");
+    const EncoderTensorNames pos = qwen25_audio_tensor(T::kPositions);
+    if (w.has(pos.gguf, pos.hf)) {
+      const std::vector<int64_t> shape = w.shape(pos.gguf, pos.hf);
       MUSE_CHECK(shape.size() == 2 && shape[0] == d && shape[1] >= cfg_.n_window, w.path(),
                  ": audio position table must be [", d, ", >= ", cfg_.n_window, "]");
-      const TensorView pe =
-          w.tensor("a.position_embd.weight", "audio_tower.embed_positions.weight", shape);
+      const TensorView pe = w.tensor(pos.gguf, pos.hf, shape);
       std::vector<float> all = tensor_to_f32(pe);
       positions_.assign(all.begin(), all.begin() + cfg_.n_window * d);
     } else {

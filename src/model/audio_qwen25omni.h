@@ -26,6 +26,38 @@ struct Qwen25AudioConfig {
 Qwen25AudioConfig qwen25_audio_config_from_gguf(const GgufFile& gguf);
 Qwen25AudioConfig qwen25_audio_config_from_hf(const nlohmann::json& audio_config);
 
+// The audio tower's tensors (names in audio_qwen25omni.cpp).
+enum class Qwen25AudioTensor {
+  kConv1,
+  kConv1Bias,
+  kConv2,
+  kConv2Bias,
+  kPositions,
+  kPostLn,
+  kPostLnBias,
+  kProj,
+  kProjBias
+};
+enum class Qwen25AudioBlockTensor {
+  kLn1,
+  kLn1Bias,
+  kQ,
+  kQBias,
+  kK,
+  kV,
+  kVBias,
+  kOut,
+  kOutBias,
+  kLn2,
+  kLn2Bias,
+  kUp,
+  kUpBias,
+  kDown,
+  kDownBias
+};
+EncoderTensorNames qwen25_audio_tensor(Qwen25AudioTensor t);
+EncoderTensorNames qwen25_audio_tensor(int64_t layer, Qwen25AudioBlockTensor t);
+
 std::unique_ptr<AudioEncoder> load_qwen25_audio(std::shared_ptr<const EncoderWeights> weights,
                                                 const Qwen25AudioConfig& config);
 

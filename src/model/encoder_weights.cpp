@@ -7,6 +7,11 @@
 #include "muse/error.h"
 
 namespace muse {
+
+EncoderTensorNames block_tensor_names(const EncoderTensorName& entry, const char* gguf_block,
+                                      const char* hf_block, int64_t layer) {
+  return {str_cat(gguf_block, layer, ".", entry.gguf), str_cat(hf_block, layer, ".", entry.hf)};
+}
 namespace {
 
 std::string ne_string(const std::vector<int64_t>& ne) {

@@ -24,6 +24,23 @@
 
 namespace muse {
 
+// One encoder tensor under its two names: in an mmproj GGUF and in a Hugging Face
+// directory. Each encoder keeps a table of these that its loader and the mmproj
+// writer (model/mmproj_writer.cpp) both read, so the names live in one place.
+struct EncoderTensorNames {
+  std::string gguf, hf;
+};
+// A table entry: the names of a tower-level tensor, or of a block tensor relative
+// to the block's prefixes (see block_tensor_names).
+struct EncoderTensorName {
+  const char* gguf;
+  const char* hf;
+};
+// The names of block tensor `entry` of block `layer`: gguf_block + layer + "." +
+// entry.gguf, and the same for the HF name (e.g. "v.blk." / "visual.blocks.").
+EncoderTensorNames block_tensor_names(const EncoderTensorName& entry, const char* gguf_block,
+                                      const char* hf_block, int64_t layer);
+
 class EncoderWeights {
  public:
   // An mmproj GGUF (general.architecture "clip").

@@ -4,12 +4,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/read_file.h"
+#include "model/audio_qwen25omni.h"
 #include "model/convert.h"
 #include "model/encoder_ops.h"
 #include "model/encoder_weights.h"
 #include "model/gguf.h"
 #include "model/safetensors.h"
 #include "model/vision_muse_glimmer.h"
+#include "model/vision_qwen25.h"
 #include "muse/error.h"
 
 namespace muse {
@@ -64,6 +66,10 @@ class MmprojBuilder {
     add_view(gguf_name, v, ne, kind);
   }
 
+  // Adds an encoder tensor from its HF name to its GGUF name.
+  void add(const EncoderTensorNames& n, const std::vector<int64_t>& ne, Kind kind) {
+    add(n.gguf, n.hf, ne, kind);
+  }
   // Adds an HF tensor, all of it, or (row0 >= 0) the part starting at row row0 of
   // ne[0]-long rows (a third of a fused qkv).
   void add(const std::string& gguf_name, const std::string& hf_name, const std::vector<int64_t>& ne,
@@ -160,50 +166,54 @@ void write_vision(MmprojBuilder& b, const nlohmann::json& vc, const nlohmann::js
   if (merge != 2) w.set("clip.vision.spatial_merge_size", GgufValue::u32(merge));
 
   // Patch embedding: one [patch, patch, in, out] slice per temporal index.
-  const std::vector<float> conv = b.f32("visual.patch_embed.proj.weight");
+  using T = Qwen25VisionTensor;
+  using B = Qwen25VisionBlockTensor;
+  const EncoderTensorNames patch_names = qwen25_vision_tensor(T::kPatchEmbd);
+  const std::vector<float> conv = b.f32(patch_names.hf);
   const int64_t plane = patch * patch;
-  MUSE_CHECK(static_cast<int64_t>(conv.size()) == d * in_ch * t_patch * plane,
-             "visual.patch_embed.proj.weight does not have shape [", d, ", ", in_ch, ", ", t_patch,
-             ", ", patch, ", ", patch, "]");
+  MUSE_CHECK(static_cast<int64_t>(conv.size()) == d * in_ch * t_patch * plane, patch_names.hf,
+             " does not have shape [", d, ", ", in_ch, ", ", t_patch, ", ", patch, ", ", patch,
+             "]");
   for (int64_t t = 0; t < t_patch; ++t) {
     std::vector<float> slice(d * in_ch * plane);
     for (int64_t oc = 0; oc < d * in_ch; ++oc) {
       std::copy_n(&conv[(oc * t_patch + t) * plane], plane, &slice[oc * plane]);
     }
-    const std::string name = t == 0 ? "v.patch_embd.weight" : str_cat("v.patch_embd.weight.", t);
+    const std::string name = t == 0 ? patch_names.gguf : str_cat(patch_names.gguf, ".", t);
     b.add_f32(name, {patch, patch, in_ch, d}, Kind::PatchKernel, slice);
   }
   for (int64_t il = 0; il < depth; ++il) {
-    const std::string g = str_cat("v.blk.", il, ".");
-    const std::string h = str_cat("visual.blocks.", il, ".");
-    b.add(g + "ln1.weight", h + "norm1.weight", {d}, Kind::Vector);
-    const bool fused = !b.has(h + "attn.q.weight") && b.has(h + "attn.qkv.weight");
-    const char* parts[3][2] = {{"attn_q", "attn.q"}, {"attn_k", "attn.k"}, {"attn_v", "attn.v"}};
+    const auto n = [&](B t) { return qwen25_vision_tensor(il, t); };
+    b.add(n(B::kLn1), {d}, Kind::Vector);
+    // Some checkpoints fuse q, k and v into one attn.qkv (rows q, then k, then v).
+    const std::string qkv = str_cat("visual.blocks.", il, ".attn.qkv");
+    const bool fused = !b.has(n(B::kQ).hf) && b.has(qkv + ".weight");
+    const B parts[3][2] = {{B::kQ, B::kQBias}, {B::kK, B::kKBias}, {B::kV, B::kVBias}};
     for (int p = 0; p < 3; ++p) {
       if (fused) {
-        b.add(g + parts[p][0] + ".weight", h + "attn.qkv.weight", {d, d}, Kind::Matrix, p * d);
-        b.add(g + parts[p][0] + ".bias", h + "attn.qkv.bias", {d}, Kind::Vector, p * d);
+        b.add(n(parts[p][0]).gguf, qkv + ".weight", {d, d}, Kind::Matrix, p * d);
+        b.add(n(parts[p][1]).gguf, qkv + ".bias", {d}, Kind::Vector, p * d);
       } else {
-        b.add(g + parts[p][0] + ".weight", h + parts[p][1] + ".weight", {d, d}, Kind::Matrix);
-        b.add(g + parts[p][0] + ".bias", h + parts[p][1] + ".bias", {d}, Kind::Vector);
+        b.add(n(parts[p][0]), {d, d}, Kind::Matrix);
+        b.add(n(parts[p][1]), {d}, Kind::Vector);
       }
     }
-    b.add(g + "attn_out.weight", h + "attn.proj.weight", {d, d}, Kind::Matrix);
-    b.add(g + "attn_out.bias", h + "attn.proj.bias", {d}, Kind::Vector);
-    b.add(g + "ln2.weight", h + "norm2.weight", {d}, Kind::Vector);
-    b.add(g + "ffn_gate.weight", h + "mlp.gate_proj.weight", {d, n_ff}, Kind::Matrix);
-    b.add(g + "ffn_gate.bias", h + "mlp.gate_proj.bias", {n_ff}, Kind::Vector);
-    b.add(g + "ffn_up.weight", h + "mlp.up_proj.weight", {d, n_ff}, Kind::Matrix);
-    b.add(g + "ffn_up.bias", h + "mlp.up_proj.bias", {n_ff}, Kind::Vector);
-    b.add(g + "ffn_down.weight", h + "mlp.down_proj.weight", {n_ff, d}, Kind::Matrix);
-    b.add(g + "ffn_down.bias", h + "mlp.down_proj.bias", {d}, Kind::Vector);
+    b.add(n(B::kOut), {d, d}, Kind::Matrix);
+    b.add(n(B::kOutBias), {d}, Kind::Vector);
+    b.add(n(B::kLn2), {d}, Kind::Vector);
+    b.add(n(B::kGate), {d, n_ff}, Kind::Matrix);
+    b.add(n(B::kGateBias), {n_ff}, Kind::Vector);
+    b.add(n(B::kUp), {d, n_ff}, Kind::Matrix);
+    b.add(n(B::kUpBias), {n_ff}, Kind::Vector);
+    b.add(n(B::kDown), {n_ff, d}, Kind::Matrix);
+    b.add(n(B::kDownBias), {d}, Kind::Vector);
   }
   const int64_t merged = d * merge * merge;
-  b.add("v.post_ln.weight", "visual.merger.ln_q.weight", {d}, Kind::Vector);
-  b.add("mm.0.weight", "visual.merger.mlp.0.weight", {merged, merged}, Kind::Matrix);
-  b.add("mm.0.bias", "visual.merger.mlp.0.bias", {merged}, Kind::Vector);
-  b.add("mm.2.weight", "visual.merger.mlp.2.weight", {merged, out_dim}, Kind::Matrix);
-  b.add("mm.2.bias", "visual.merger.mlp.2.bias", {out_dim}, Kind::Vector);
+  b.add(qwen25_vision_tensor(T::kPostLn), {d}, Kind::Vector);
+  b.add(qwen25_vision_tensor(T::kMerger0), {merged, merged}, Kind::Matrix);
+  b.add(qwen25_vision_tensor(T::kMerger0Bias), {merged}, Kind::Vector);
+  b.add(qwen25_vision_tensor(T::kMerger2), {merged, out_dim}, Kind::Matrix);
+  b.add(qwen25_vision_tensor(T::kMerger2Bias), {out_dim}, Kind::Vector);
 }
 
 void write_audio(MmprojBuilder& b, const nlohmann::json& ac) {
@@ -225,34 +235,36 @@ void write_audio(MmprojBuilder& b, const nlohmann::json& ac) {
   w.set("clip.audio.attention.layer_norm_epsilon", GgufValue::f32(1e-5f));
   w.set("clip.audio.num_mel_bins", GgufValue::u32(n_mel));
 
-  b.add("a.conv1d.1.weight", "audio_tower.conv1.weight", {3, n_mel, d}, Kind::ConvKernel);
-  b.add("a.conv1d.1.bias", "audio_tower.conv1.bias", {1, d}, Kind::Vector);
-  b.add("a.conv1d.2.weight", "audio_tower.conv2.weight", {3, d, d}, Kind::ConvKernel);
-  b.add("a.conv1d.2.bias", "audio_tower.conv2.bias", {1, d}, Kind::Vector);
-  b.add_f32("a.position_embd.weight", {d, n_pos}, Kind::Vector, enc::sinusoid_positions(n_pos, d));
+  using T = Qwen25AudioTensor;
+  using B = Qwen25AudioBlockTensor;
+  b.add(qwen25_audio_tensor(T::kConv1), {3, n_mel, d}, Kind::ConvKernel);
+  b.add(qwen25_audio_tensor(T::kConv1Bias), {1, d}, Kind::Vector);
+  b.add(qwen25_audio_tensor(T::kConv2), {3, d, d}, Kind::ConvKernel);
+  b.add(qwen25_audio_tensor(T::kConv2Bias), {1, d}, Kind::Vector);
+  b.add_f32(qwen25_audio_tensor(T::kPositions).gguf, {d, n_pos}, Kind::Vector,
+            enc::sinusoid_positions(n_pos, d));
   for (int64_t il = 0; il < n_layer; ++il) {
-    const std::string g = str_cat("a.blk.", il, ".");
-    const std::string h = str_cat("audio_tower.layers.", il, ".");
-    b.add(g + "ln1.weight", h + "self_attn_layer_norm.weight", {d}, Kind::Vector);
-    b.add(g + "ln1.bias", h + "self_attn_layer_norm.bias", {d}, Kind::Vector);
-    b.add(g + "attn_q.weight", h + "self_attn.q_proj.weight", {d, d}, Kind::Matrix);
-    b.add(g + "attn_q.bias", h + "self_attn.q_proj.bias", {d}, Kind::Vector);
-    b.add(g + "attn_k.weight", h + "self_attn.k_proj.weight", {d, d}, Kind::Matrix);
-    b.add(g + "attn_v.weight", h + "self_attn.v_proj.weight", {d, d}, Kind::Matrix);
-    b.add(g + "attn_v.bias", h + "self_attn.v_proj.bias", {d}, Kind::Vector);
-    b.add(g + "attn_out.weight", h + "self_attn.out_proj.weight", {d, d}, Kind::Matrix);
-    b.add(g + "attn_out.bias", h + "self_attn.out_proj.bias", {d}, Kind::Vector);
-    b.add(g + "ln2.weight", h + "final_layer_norm.weight", {d}, Kind::Vector);
-    b.add(g + "ln2.bias", h + "final_layer_norm.bias", {d}, Kind::Vector);
-    b.add(g + "ffn_up.weight", h + "fc1.weight", {d, n_ff}, Kind::Matrix);
-    b.add(g + "ffn_up.bias", h + "fc1.bias", {n_ff}, Kind::Vector);
-    b.add(g + "ffn_down.weight", h + "fc2.weight", {n_ff, d}, Kind::Matrix);
-    b.add(g + "ffn_down.bias", h + "fc2.bias", {d}, Kind::Vector);
+    const auto n = [&](B t) { return qwen25_audio_tensor(il, t); };
+    b.add(n(B::kLn1), {d}, Kind::Vector);
+    b.add(n(B::kLn1Bias), {d}, Kind::Vector);
+    b.add(n(B::kQ), {d, d}, Kind::Matrix);
+    b.add(n(B::kQBias), {d}, Kind::Vector);
+    b.add(n(B::kK), {d, d}, Kind::Matrix);
+    b.add(n(B::kV), {d, d}, Kind::Matrix);
+    b.add(n(B::kVBias), {d}, Kind::Vector);
+    b.add(n(B::kOut), {d, d}, Kind::Matrix);
+    b.add(n(B::kOutBias), {d}, Kind::Vector);
+    b.add(n(B::kLn2), {d}, Kind::Vector);
+    b.add(n(B::kLn2Bias), {d}, Kind::Vector);
+    b.add(n(B::kUp), {d, n_ff}, Kind::Matrix);
+    b.add(n(B::kUpBias), {n_ff}, Kind::Vector);
+    b.add(n(B::kDown), {n_ff, d}, Kind::Matrix);
+    b.add(n(B::kDownBias), {d}, Kind::Vector);
   }
-  b.add("a.post_ln.weight", "audio_tower.ln_post.weight", {d}, Kind::Vector);
-  b.add("a.post_ln.bias", "audio_tower.ln_post.bias", {d}, Kind::Vector);
-  b.add("mm.a.fc.weight", "audio_tower.proj.weight", {d, out_dim}, Kind::Matrix);
-  b.add("mm.a.fc.bias", "audio_tower.proj.bias", {out_dim}, Kind::Vector);
+  b.add(qwen25_audio_tensor(T::kPostLn), {d}, Kind::Vector);
+  b.add(qwen25_audio_tensor(T::kPostLnBias), {d}, Kind::Vector);
+  b.add(qwen25_audio_tensor(T::kProj), {d, out_dim}, Kind::Matrix);
+  b.add(qwen25_audio_tensor(T::kProjBias), {out_dim}, Kind::Vector);
 }
 
 }  // namespace

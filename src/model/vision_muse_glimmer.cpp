@@ -17,13 +17,8 @@ namespace {
 // The one place that pairs mmproj GGUF names with Hugging Face names; the loader
 // and write_muse_glimmer_mmproj both read it. Block names are relative to
 // "v.blk.N." / "model.vision_tower.layers.N.".
-struct TensorName {
-  const char* gguf;
-  const char* hf;
-};
-
 enum Global { kPatchEmbd, kPosEmbd, kPreLnW, kPreLnB, kPostLnW, kPostLnB, kFc1, kFc2, kProj };
-constexpr TensorName kGlobalNames[] = {
+constexpr EncoderTensorName kGlobalNames[] = {
     {"v.patch_embd.weight", "model.vision_tower.patch_embedder.patch_embedding.weight"},
     {"v.position_embd.weight", "model.vision_tower.patch_embedder.position_embedding_table.weight"},
     {"v.pre_ln.weight", "model.vision_tower.ln_pre.weight"},
@@ -53,7 +48,7 @@ enum Block {
   kDown,
   kDownB
 };
-constexpr TensorName kBlockNames[] = {
+constexpr EncoderTensorName kBlockNames[] = {
     {"ln1.weight", "norm1.weight"},          {"ln1.bias", "norm1.bias"},
     {"attn_q.weight", "attn.q_proj.weight"}, {"attn_q.bias", "attn.q_proj.bias"},
     {"attn_k.weight", "attn.k_proj.weight"}, {"attn_k.bias", "attn.k_proj.bias"},
@@ -64,11 +59,8 @@ constexpr TensorName kBlockNames[] = {
     {"ffn_down.weight", "mlp.fc2.weight"},   {"ffn_down.bias", "mlp.fc2.bias"},
 };
 
-std::string block_gguf(int64_t il, Block b) {
-  return str_cat("v.blk.", il, ".", kBlockNames[b].gguf);
-}
-std::string block_hf(int64_t il, Block b) {
-  return str_cat("model.vision_tower.layers.", il, ".", kBlockNames[b].hf);
+EncoderTensorNames block_names(int64_t il, Block b) {
+  return block_tensor_names(kBlockNames[b], "v.blk.", "model.vision_tower.layers.", il);
 }
 
 // 1-D linear interpolation of an n_in table at n_out half-pixel centres
@@ -118,10 +110,12 @@ class MuseGlimmerVisionEncoder final : public VisionEncoder {
     post_ln_b_ = w.vector(global(kPostLnB).gguf, global(kPostLnB).hf, d);
     for (int64_t il = 0; il < cfg_.n_layer; ++il) {
       auto vec = [&](Block b, int64_t n) {
-        return w.vector(block_gguf(il, b), block_hf(il, b), n);
+        const EncoderTensorNames names = block_names(il, b);
+        return w.vector(names.gguf, names.hf, n);
       };
       auto mat = [&](Block b, int64_t cols, int64_t rows) {
-        return w.matrix(block_gguf(il, b), block_hf(il, b), cols, rows);
+        const EncoderTensorNames names = block_names(il, b);
+        return w.matrix(names.gguf, names.hf, cols, rows);
       };
       enc::EncoderBlock b;
       b.norm1_w = vec(kLn1W, d), b.norm1_b = vec(kLn1B, d);
@@ -449,7 +443,8 @@ void write_muse_glimmer_mmproj(const std::string& hf_dir, const std::string& out
   }
   for (int64_t il = 0; il < c.n_layer; ++il) {
     for (int b = kLn1W; b <= kDownB; ++b) {
-      add(block_gguf(il, static_cast<Block>(b)), block_hf(il, static_cast<Block>(b)), false);
+      const EncoderTensorNames names = block_names(il, static_cast<Block>(b));
+      add(names.gguf, names.hf, false);
     }
   }
   w.write(out_gguf);

@@ -2,10 +2,58 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "muse/error.h"
 
 namespace muse {
+
+namespace {
+
+// Indexed by Qwen25VisionTensor / Qwen25VisionBlockTensor.
+constexpr EncoderTensorName kVisionNames[] = {
+    {"v.patch_embd.weight", "visual.patch_embed.proj.weight"},
+    {"v.post_ln.weight", "visual.merger.ln_q.weight"},
+    {"mm.0.weight", "visual.merger.mlp.0.weight"},
+    {"mm.0.bias", "visual.merger.mlp.0.bias"},
+    {"mm.2.weight", "visual.merger.mlp.2.weight"},
+    {"mm.2.bias", "visual.merger.mlp.2.bias"},
+};
+// Within "v.blk.N." / "visual.blocks.N.".
+constexpr EncoderTensorName kVisionBlockNames[] = {
+    {"ln1.weight", "norm1.weight"},
+    {"attn_q.weight", "attn.q.weight"},
+    {"attn_q.bias", "attn.q.bias"},
+    {"attn_k.weight", "attn.k.weight"},
+    {"attn_k.bias", "attn.k.bias"},
+    {"attn_v.weight", "attn.v.weight"},
+    {"attn_v.bias", "attn.v.bias"},
+    {"attn_out.weight", "attn.proj.weight"},
+    {"attn_out.bias", "attn.proj.bias"},
+    {"ln2.weight", "norm2.weight"},
+    {"ffn_gate.weight", "mlp.gate_proj.weight"},
+    {"ffn_gate.bias", "mlp.gate_proj.bias"},
+    {"ffn_up.weight", "mlp.up_proj.weight"},
+    {"ffn_up.bias", "mlp.up_proj.bias"},
+    {"ffn_down.weight", "mlp.down_proj.weight"},
+    {"ffn_down.bias", "mlp.down_proj.bias"},
+};
+static_assert(std::size(kVisionNames) == static_cast<size_t>(Qwen25VisionTensor::kMerger2Bias) + 1);
+static_assert(std::size(kVisionBlockNames) ==
+              static_cast<size_t>(Qwen25VisionBlockTensor::kDownBias) + 1);
+
+}  // namespace
+
+EncoderTensorNames qwen25_vision_tensor(Qwen25VisionTensor t) {
+  const EncoderTensorName& n = kVisionNames[static_cast<size_t>(t)];
+  return {n.gguf, n.hf};
+}
+
+EncoderTensorNames qwen25_vision_tensor(int64_t layer, Qwen25VisionBlockTensor t) {
+  return block_tensor_names(kVisionBlockNames[static_cast<size_t>(t)], "v.blk.", "visual.blocks.",
+                            layer);
+}
+
 namespace {
 
 class Qwen25VisionEncoder final : public VisionEncoder {
@@ -26,40 +74,50 @@ class Qwen25VisionEncoder final : public VisionEncoder {
     MUSE_CHECK(static_cast<int64_t>(cfg_.full_attention.size()) == cfg_.n_layer, w.path(),
                ": full-attention schedule does not cover ", cfg_.n_layer, " blocks");
     patch_dim_ = cfg_.in_channels * p.temporal_patch * p.patch_size * p.patch_size;
-    patch_embd_ = w.patch_embed_conv3d("v.patch_embd.weight", "visual.patch_embed.proj.weight",
-                                       cfg_.in_channels, p.temporal_patch, p.patch_size, d);
-    n_ff_ = w.shape("v.blk.0.ffn_gate.weight", "visual.blocks.0.mlp.gate_proj.weight").back();
+    using T = Qwen25VisionTensor;
+    using B = Qwen25VisionBlockTensor;
+    const auto vec = [&](const EncoderTensorNames& n, int64_t len) {
+      return w.vector(n.gguf, n.hf, len);
+    };
+    const auto mat = [&](const EncoderTensorNames& n, int64_t cols, int64_t rows) {
+      return w.matrix(n.gguf, n.hf, cols, rows);
+    };
+    const EncoderTensorNames patch = qwen25_vision_tensor(T::kPatchEmbd);
+    patch_embd_ = w.patch_embed_conv3d(patch.gguf, patch.hf, cfg_.in_channels, p.temporal_patch,
+                                       p.patch_size, d);
+    const EncoderTensorNames gate0 = qwen25_vision_tensor(0, B::kGate);
+    n_ff_ = w.shape(gate0.gguf, gate0.hf).back();
     for (int64_t il = 0; il < cfg_.n_layer; ++il) {
-      const std::string g = str_cat("v.blk.", il, ".");
-      const std::string h = str_cat("visual.blocks.", il, ".");
+      const auto n = [&](B t) { return qwen25_vision_tensor(il, t); };
       enc::EncoderBlock b;
-      b.norm1_w = w.vector(g + "ln1.weight", h + "norm1.weight", d);
-      b.norm2_w = w.vector(g + "ln2.weight", h + "norm2.weight", d);
-      b.wq = w.matrix(g + "attn_q.weight", h + "attn.q.weight", d, d);
-      b.bq = w.vector(g + "attn_q.bias", h + "attn.q.bias", d);
-      b.wk = w.matrix(g + "attn_k.weight", h + "attn.k.weight", d, d);
-      b.bk = w.vector(g + "attn_k.bias", h + "attn.k.bias", d);
-      b.wv = w.matrix(g + "attn_v.weight", h + "attn.v.weight", d, d);
-      b.bv = w.vector(g + "attn_v.bias", h + "attn.v.bias", d);
-      b.wo = w.matrix(g + "attn_out.weight", h + "attn.proj.weight", d, d);
-      b.bo = w.vector(g + "attn_out.bias", h + "attn.proj.bias", d);
-      b.gate = w.matrix(g + "ffn_gate.weight", h + "mlp.gate_proj.weight", d, n_ff_);
-      b.bgate = w.vector(g + "ffn_gate.bias", h + "mlp.gate_proj.bias", n_ff_);
-      b.up = w.matrix(g + "ffn_up.weight", h + "mlp.up_proj.weight", d, n_ff_);
-      b.bup = w.vector(g + "ffn_up.bias", h + "mlp.up_proj.bias", n_ff_);
-      b.down = w.matrix(g + "ffn_down.weight", h + "mlp.down_proj.weight", n_ff_, d);
-      b.bdown = w.vector(g + "ffn_down.bias", h + "mlp.down_proj.bias", d);
+      b.norm1_w = vec(n(B::kLn1), d);
+      b.norm2_w = vec(n(B::kLn2), d);
+      b.wq = mat(n(B::kQ), d, d);
+      b.bq = vec(n(B::kQBias), d);
+      b.wk = mat(n(B::kK), d, d);
+      b.bk = vec(n(B::kKBias), d);
+      b.wv = mat(n(B::kV), d, d);
+      b.bv = vec(n(B::kVBias), d);
+      b.wo = mat(n(B::kOut), d, d);
+      b.bo = vec(n(B::kOutBias), d);
+      b.gate = mat(n(B::kGate), d, n_ff_);
+      b.bgate = vec(n(B::kGateBias), n_ff_);
+      b.up = mat(n(B::kUp), d, n_ff_);
+      b.bup = vec(n(B::kUpBias), n_ff_);
+      b.down = mat(n(B::kDown), n_ff_, d);
+      b.bdown = vec(n(B::kDownBias), d);
       blocks_.push_back(b);
     }
     const int64_t merged = d * p.merge_size * p.merge_size;
-    post_ln_ = w.vector("v.post_ln.weight", "visual.merger.ln_q.weight", d);
-    mm0_ = w.matrix("mm.0.weight", "visual.merger.mlp.0.weight", merged, merged);
-    mm0_b_ = w.vector("mm.0.bias", "visual.merger.mlp.0.bias", merged);
-    const std::vector<int64_t> mm2_shape = w.shape("mm.2.weight", "visual.merger.mlp.2.weight");
+    post_ln_ = vec(qwen25_vision_tensor(T::kPostLn), d);
+    mm0_ = mat(qwen25_vision_tensor(T::kMerger0), merged, merged);
+    mm0_b_ = vec(qwen25_vision_tensor(T::kMerger0Bias), merged);
+    const EncoderTensorNames mm2 = qwen25_vision_tensor(T::kMerger2);
+    const std::vector<int64_t> mm2_shape = w.shape(mm2.gguf, mm2.hf);
     MUSE_CHECK(mm2_shape.size() == 2, w.path(), ": merger output weight is not a matrix");
     if (cfg_.out_dim == 0) cfg_.out_dim = mm2_shape[1];
-    mm2_ = w.matrix("mm.2.weight", "visual.merger.mlp.2.weight", merged, cfg_.out_dim);
-    mm2_b_ = w.vector("mm.2.bias", "visual.merger.mlp.2.bias", cfg_.out_dim);
+    mm2_ = mat(mm2, merged, cfg_.out_dim);
+    mm2_b_ = vec(qwen25_vision_tensor(T::kMerger2Bias), cfg_.out_dim);
   }
 
   const ImageProcessorSpec& processor() const override { return cfg_.processor; }

@@ -35,6 +35,36 @@ Qwen25VisionConfig qwen25_vision_config_from_gguf(const GgufFile& gguf);
 Qwen25VisionConfig qwen25_vision_config_from_hf(const nlohmann::json& vision_config,
                                                 const nlohmann::json& preprocessor);
 
+// The vision tower's tensors (names in vision_qwen25.cpp).
+enum class Qwen25VisionTensor {
+  kPatchEmbd,
+  kPostLn,
+  kMerger0,
+  kMerger0Bias,
+  kMerger2,
+  kMerger2Bias
+};
+enum class Qwen25VisionBlockTensor {
+  kLn1,
+  kQ,
+  kQBias,
+  kK,
+  kKBias,
+  kV,
+  kVBias,
+  kOut,
+  kOutBias,
+  kLn2,
+  kGate,
+  kGateBias,
+  kUp,
+  kUpBias,
+  kDown,
+  kDownBias
+};
+EncoderTensorNames qwen25_vision_tensor(Qwen25VisionTensor t);
+EncoderTensorNames qwen25_vision_tensor(int64_t layer, Qwen25VisionBlockTensor t);
+
 std::unique_ptr<VisionEncoder> load_qwen25_vision(std::shared_ptr<const EncoderWeights> weights,
                                                   const Qwen25VisionConfig& config);
 
