@@ -4,6 +4,7 @@
 Usage:
     python3 tools/reference_forward.py /work/shared/goldens/<case> [more cases...]
     python3 tools/reference_forward.py --q8_0-weights <case dirs...>   # Q8_0 rounding error
+    python3 tools/reference_forward.py --q8_0-sensitivity <case dirs...>   # ... per tensor group
 
 Supported model types: llama, qwen2, qwen3, gemma3_text (case `gemma3`) and the text
 decoder of muse_glimmer (model.language_model.* + lm_head; see docs/muse-glimmer.md).
@@ -284,6 +285,37 @@ def round_q8_0(w):
     return (q * d).reshape(w.shape)
 
 
+def tensor_groups(weights):
+    """Weight matrices grouped by role (layers.N. -> layers.*.)."""
+    groups = {}
+    for name, w in weights.items():
+        if w.ndim == 2:
+            key = ".".join("*" if part.isdigit() else part for part in name.split("."))
+            groups.setdefault(key, []).append(name)
+    return groups
+
+
+def q8_0_sensitivity(case_dir):
+    """Which weights' Q8_0 rounding moves the logits: each group rounded alone, and
+    everything rounded except that group."""
+    cfg, weights, ids, golden, _ = load_case(case_dir)
+    forward = FORWARDS[cfg["model_type"]]
+    rounded = {k: round_q8_0(v) for k, v in weights.items()}
+
+    def report(label, w):
+        logits = forward(cfg, w, ids)
+        return (f"{label} {np.abs(logits - golden).max():.4f} "
+                f"(top-1 {(logits.argmax(1) == golden.argmax(1)).mean():.3f})")
+
+    print(os.path.basename(os.path.normpath(case_dir)) + ": " + report("all rounded:", rounded))
+    for group, names in sorted(tensor_groups(weights).items()):
+        only = dict(weights, **{k: rounded[k] for k in names})
+        but = dict(rounded, **{k: weights[k] for k in names})
+        print(f"  {group}: {report('only this group rounded:', only)}; "
+              f"{report('all but this group:', but)}")
+    return True
+
+
 def run_case(case_dir, round_weights=False):
     cfg, weights, ids, golden, golden_greedy = load_case(case_dir)
     if round_weights:
@@ -312,7 +344,10 @@ def main(argv):
         print(__doc__)
         return 2
     round_weights = "--q8_0-weights" in argv
-    cases = [a for a in argv[1:] if a != "--q8_0-weights"]
+    sensitivity = "--q8_0-sensitivity" in argv
+    cases = [a for a in argv[1:] if not a.startswith("--q8_0-")]
+    if sensitivity:
+        return 0 if all([q8_0_sensitivity(case_dir) for case_dir in cases]) else 1
     ok = all([run_case(case_dir, round_weights) for case_dir in cases])
     return 0 if ok else 1
 
