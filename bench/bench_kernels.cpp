@@ -1,6 +1,7 @@
 // Kernel micro-benchmarks: vec_dot and activation quantizers per type and ISA,
-// and matmul on model-sized shapes. Names are <kind>/<type>/<isa>[/...], so
-// --benchmark_filter selects a type, an ISA or a shape.
+// matmul (row by row) and the packed GEMM on model-sized shapes, and decode-step
+// attention. Names are <kind>/<type>/<isa>[/...], so --benchmark_filter selects
+// a type, an ISA or a shape.
 #include <benchmark/benchmark.h>
 
 #include <random>
