@@ -39,8 +39,9 @@
 //          2p, 4-5 quad 2h of 2p+1, 6-7 quad 2h+1 of 2p+1); values are q + 32.
 // Quantized kernels take activations quantized once per matmul (GemmActs), with
 // exactly the quants of the weight type's vec_dot activation format (Q8_0 for
-// the 32-blocks, Q8_K for the k-quants), so results match vec_dot up to the
-// order of float additions.
+// the 32-blocks, whose Q8_1 for Q4_1/Q5_1 has the same quants; Q8_K for the
+// k-quants), so results match vec_dot up to the order of float additions and,
+// for Q4_1/Q5_1, the f16 rounding of Q8_1's block sum that vec_dot reads.
 #pragma once
 
 #include <cstddef>
