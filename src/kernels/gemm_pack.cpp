@@ -394,6 +394,17 @@ struct PackedFormat {
   UnpackRowFn unpack = nullptr;
 };
 
+// The nibble and k-quant families: one template instance packs and unpacks.
+template <typename Block, size_t kChunk, size_t kPlanes, size_t kMins>
+PackedFormat nibbles32_format() {
+  return {32, kChunk, pack_nibbles32<Block, kChunk, kPlanes, kMins>,
+          unpack_nibbles32<Block, kChunk, kPlanes, kMins>};
+}
+template <typename Block, size_t kChunk>
+PackedFormat k_min_format() {
+  return {256, kChunk, pack_k_min<Block, kChunk>, unpack_k_min<Block, kChunk>};
+}
+
 PackedFormat packed_format(DType type) {
   switch (type) {
     case DType::F32:
@@ -404,27 +415,21 @@ PackedFormat packed_format(DType type) {
     case DType::Q8_0:
       return {32, kQ8_0Chunk, pack_q8_0, unpack_q8_0};
     case DType::Q4_0:
-      return {32, kQ4_0Chunk, pack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>,
-              unpack_nibbles32<BlockQ4_0, kQ4_0Chunk, 0, 0>};
+      return nibbles32_format<BlockQ4_0, kQ4_0Chunk, 0, 0>();
     case DType::Q4_1:
-      return {32, kQ4_1Chunk, pack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>,
-              unpack_nibbles32<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>};
+      return nibbles32_format<BlockQ4_1, kQ4_1Chunk, 0, kQ4_1Mins>();
     case DType::Q5_0:
-      return {32, kQ5_0Chunk, pack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>,
-              unpack_nibbles32<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>};
+      return nibbles32_format<BlockQ5_0, kQ5_0Chunk, kQ5_0Planes, 0>();
     case DType::Q5_1:
-      return {32, kQ5_1Chunk, pack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>,
-              unpack_nibbles32<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>};
+      return nibbles32_format<BlockQ5_1, kQ5_1Chunk, kQ5_0Planes, kQ5_1Mins>();
     case DType::Q2_K:
       return {256, kQ2_KChunk, pack_q2_k, unpack_q2_k};
     case DType::Q3_K:
       return {256, kQ3_KChunk, pack_q3_k, unpack_q3_k};
     case DType::Q4_K:
-      return {256, kQ4_KChunk, pack_k_min<BlockQ4_K, kQ4_KChunk>,
-              unpack_k_min<BlockQ4_K, kQ4_KChunk>};
+      return k_min_format<BlockQ4_K, kQ4_KChunk>();
     case DType::Q5_K:
-      return {256, kQ5_KChunk, pack_k_min<BlockQ5_K, kQ5_KChunk>,
-              unpack_k_min<BlockQ5_K, kQ5_KChunk>};
+      return k_min_format<BlockQ5_K, kQ5_KChunk>();
     case DType::Q6_K:
       return {256, kQ6_KChunk, pack_q6_k, unpack_q6_k};
     default:
