@@ -1,10 +1,8 @@
 #include "model/convert.h"
 
-#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <utility>
 
 #include "core/thread_pool.h"
 #include "kernels/kernel_table.h"
@@ -75,11 +73,14 @@ DType fallback_type(DType t, int64_t row_len) {
 QuantTarget parse_quant_target(const std::string& name) {
   QuantTarget t;
   t.name = name;
-  for (const auto& [mixture, base] : {std::pair{"q4_k_m", DType::Q4_K}, {"q5_k_m", DType::Q5_K}}) {
-    std::string upper = mixture;
-    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (name == mixture || name == upper) {
-      t.base = base;
+  struct Mixture {
+    const char *lower, *upper;
+    DType base;
+  };
+  for (const Mixture& m : {Mixture{"q4_k_m", "Q4_K_M", DType::Q4_K},
+                           Mixture{"q5_k_m", "Q5_K_M", DType::Q5_K}}) {
+    if (name == m.lower || name == m.upper) {
+      t.base = m.base;
       t.k_m = true;
       return t;
     }
