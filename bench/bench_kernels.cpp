@@ -124,25 +124,32 @@ void register_matmul(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_tok
 // Decode-step attention: `rows` query heads (7 for Qwen2.5-0.5B's GQA) per KV
 // head over n_ctx cached positions of head_dim 64, on one thread, cycling through
 // `caches` separate caches (48 = the 24 layers x 2 KV heads of one 0.5B step, so
-// the caches come from DRAM as in decoding, not from L2).
-void register_attention(Isa isa, bool f16, int64_t n_ctx, int rows, int caches) {
-  const std::string label = std::string("attention/") + (f16 ? "f16" : "f32") + "/" +
+// the caches come from DRAM as in decoding, not from L2). `kv` names the cache
+// type as `muse bench --kv` does (q8_0: Q8_0 keys, f16 values).
+void register_attention(Isa isa, DType kv, int64_t n_ctx, int rows, int caches) {
+  const KvElem k_elem = kv == DType::Q8_0  ? KvElem::Q8_0
+                        : kv == DType::F16 ? KvElem::F16
+                                           : KvElem::F32;
+  const KvElem v_elem = kv == DType::F32 ? KvElem::F32 : KvElem::F16;
+  const std::string label = "attention/" + std::string(dtype_name(kv)) + "/" +
                             std::string(isa_name(isa)) + "/ctx:" + std::to_string(n_ctx) +
                             "/rows:" + std::to_string(rows) + "/caches:" + std::to_string(caches);
   benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& st) {
     const int64_t hd = 64;
-    const size_t cache_bytes = static_cast<size_t>(n_ctx * hd) * (f16 ? 2 : 4);
+    const auto k_bytes = static_cast<size_t>(attention_key_bytes(k_elem, hd, n_ctx));
+    const auto v_bytes = static_cast<size_t>(attention_value_bytes(v_elem, hd, n_ctx));
     // Huge-page buffers, as the decoder's cache (4 KiB pages stop the hardware
     // prefetchers at every page).
     std::vector<LargeBuffer> kc, vc;
     const auto kv_values = random_values(2 * n_ctx * hd, 6);
     for (int c = 0; c < caches; ++c) {
-      kc.emplace_back(cache_bytes);
-      vc.emplace_back(cache_bytes);
+      kc.emplace_back(k_bytes);
+      vc.emplace_back(v_bytes);
       for (int64_t p = 0; p < n_ctx; ++p) {
-        attention_store_key(kc.back().data(), hd, p, &kv_values[static_cast<size_t>(p * hd)], f16);
+        attention_store_key(kc.back().data(), hd, p, &kv_values[static_cast<size_t>(p * hd)],
+                            k_elem);
         attention_store_value(vc.back().data(), hd, p,
-                              &kv_values[static_cast<size_t>((n_ctx + p) * hd)], f16);
+                              &kv_values[static_cast<size_t>((n_ctx + p) * hd)], v_elem);
       }
     }
     const auto q = random_values(rows * hd, 7);
@@ -155,13 +162,13 @@ void register_attention(Isa isa, bool f16, int64_t n_ctx, int rows, int caches) 
     const KernelTable& k = kernels_for(isa);
     size_t c = 0;
     for (auto _ : st) {
-      const AttnKv kv{kc[c].data(), vc[c].data(), hd, f16};
+      const AttnKv kv{kc[c].data(), vc[c].data(), hd, k_elem, v_elem};
       attention(k, kv, attn_rows.data(), rows, 0.125f);
       benchmark::ClobberMemory();
       c = c + 1 == kc.size() ? 0 : c + 1;
     }
     st.SetItemsProcessed(st.iterations() * 2 * rows * n_ctx * hd);  // multiply-adds
-    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(2 * cache_bytes));
+    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(k_bytes + v_bytes));
   })->Unit(benchmark::kMicrosecond);
 }
 
@@ -196,9 +203,9 @@ void register_all() {
       if (scalar_kernels().quantize_fn(act) != nullptr) register_quantize(act, isa);
   }
   for (Isa isa : isas())
-    for (bool f16 : {false, true})
+    for (DType kv : {DType::F32, DType::F16, DType::Q8_0})
       for (int64_t n_ctx : {128, 4096})
-        for (int caches : {1, 48}) register_attention(isa, f16, n_ctx, 7, caches);
+        for (int caches : {1, 48}) register_attention(isa, kv, n_ctx, 7, caches);
   // Qwen2-0.5B's down projection (896 x 4864, a multiple of every block size).
   for (Isa isa : isas())
     for (DType t : weight_types())

@@ -29,19 +29,22 @@ Runner add_bench(CLI::App& app) {
   app.add_option("--batch", o->batch, "Sequences decoded together");
   app.add_option("--context", o->context, "Tokens of context before decoding");
   app.add_option("--reps", o->reps, "Repetitions (best is reported)");
-  app.add_option("--kv", o->kv, "KV cache type: f32 (default, exact) or f16 (llama.cpp's default)");
+  app.add_option("--kv", o->kv,
+                 "KV cache type: f32 (default, exact), f16 (llama.cpp's default) or q8_0 "
+                 "(keys Q8_0, values f16: llama.cpp's -ctk q8_0)");
   app.add_flag("--json", o->json, "Print one JSON object");
   return [o] {
     MUSE_CHECK(o->prompt_tokens >= 0 && o->gen_tokens >= 0 && o->batch >= 1 && o->context >= 0 &&
                    o->reps >= 1,
                "bench: counts must be non-negative, batch and reps at least 1");
-    MUSE_CHECK(o->kv == "f32" || o->kv == "f16", "bench: --kv must be f32 or f16, not ", o->kv);
+    const std::optional<DType> kv_type = kv_type_from_name(o->kv);
+    MUSE_CHECK(kv_type.has_value(), "bench: --kv must be ", kKvTypeNames, ", not ", o->kv);
     auto model = Model::load(o->model);
     const auto& c = model->config();
     const int threads = o->threads > 0 ? o->threads : default_thread_count();
     const int64_t ctx = std::max(o->prompt_tokens, o->context + o->gen_tokens) + 1;
     DecoderOptions dopt{ctx, o->batch, 512, threads};
-    dopt.kv_type = o->kv == "f16" ? DType::F16 : DType::F32;
+    dopt.kv_type = *kv_type;
     Decoder dec(model, dopt);
     std::mt19937 rng(42);
     std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));

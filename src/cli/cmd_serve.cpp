@@ -38,7 +38,9 @@ Runner add_serve(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.add_option("--config", o->config_file, "TOML config file (flags override it)")
       ->check(CLI::ExistingFile);
-  app.add_option("-m,--model", o->models, "GGUF file or Hugging Face directory (repeatable; default: the shipped Muse Nano)");
+  app.add_option(
+      "-m,--model", o->models,
+      "GGUF file or Hugging Face directory (repeatable; default: the shipped Muse Nano)");
   app.add_option("--model-alias", o->aliases, "Name clients use for the model (repeatable)");
   auto* host = app.add_option("--host", o->cfg.host, "Address to listen on");
   auto* port = app.add_option("--port", o->cfg.port, "Port (0 picks a free one)");
@@ -54,7 +56,8 @@ Runner add_serve(CLI::App& app) {
   auto* batch = app.add_option("--batch-size", o->cfg.batch_size, "Most tokens per forward step");
   auto* queue = app.add_option("--max-queue", o->cfg.max_queue, "Waiting requests before 503");
   auto* threads = app.add_option("--threads", o->cfg.threads, "Compute threads (0 = all cores)");
-  auto* kv = app.add_option("--kv-type", o->cfg.kv_type, "KV cache type: f32|f16");
+  auto* kv = app.add_option("--kv-type", o->cfg.kv_type,
+                            "KV cache type: f32|f16|q8_0 (q8_0: keys Q8_0, values f16)");
   auto* body = app.add_option("--max-body-bytes", o->cfg.max_body_bytes, "Largest request body");
   auto* max_tokens = app.add_option("--max-tokens-limit", o->cfg.max_tokens_limit,
                                     "Largest max_tokens a request may ask for");
@@ -64,7 +67,8 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::ExistingFile);
   app.add_option("--mmproj", o->mmproj, "Image/audio encoders (mmproj GGUF) of the --model")
       ->check(CLI::ExistingFile);
-  return [o, host, port, keys, store, admin_key, parallel, ctx, batch, queue, threads, kv, body, max_tokens] {
+  return [o, host, port, keys, store, admin_key, parallel, ctx, batch, queue, threads, kv, body,
+          max_tokens] {
     server::ServeConfig cfg;
     if (!o->config_file.empty()) server::load_serve_config_file(o->config_file, cfg);
     // Flags given on the command line override the file.

@@ -10,9 +10,65 @@
 
 namespace muse::kernels {
 
-void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const float* k, bool f16) {
+namespace {
+
+constexpr int64_t kQ8Block = 32;
+
+// Q8_0 key block of 16 positions: quants [hd/4][16][4], then scales [hd/32][16].
+int64_t q8_block_bytes(int64_t head_dim) {
+  return 18 * head_dim;
+}
+
+int8_t round_q8(float x, float inv_d) {
+  return static_cast<int8_t>(std::lround(x * inv_d));
+}
+
+float q8_scale(const float* x) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(x[i]));
+  return amax / 127.0f;
+}
+
+void store_q8_key(uint8_t* k_cache, int64_t hd, int64_t pos, const float* k) {
+  uint8_t* block = k_cache + (pos / 16) * q8_block_bytes(hd);
+  float* scales = reinterpret_cast<float*>(block + 16 * hd);
+  const int64_t lane = pos % 16;
+  for (int64_t b = 0; b < hd / kQ8Block; ++b) {
+    const float* x = k + b * kQ8Block;
+    const float d = q8_scale(x);
+    const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+    scales[b * 16 + lane] = d;
+    for (int64_t i = 0; i < kQ8Block; ++i) {
+      const int64_t dim = b * kQ8Block + i;
+      block[(dim / 4) * 64 + lane * 4 + dim % 4] = static_cast<uint8_t>(round_q8(x[i], inv) + 128);
+    }
+  }
+}
+
+}  // namespace
+
+int64_t attention_key_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
+  switch (elem) {
+    case KvElem::F32:
+      return n_ctx * head_dim * 4;
+    case KvElem::F16:
+      return n_ctx * head_dim * 2;
+    case KvElem::Q8_0:
+      return n_ctx / 16 * q8_block_bytes(head_dim);
+  }
+  return 0;
+}
+
+int64_t attention_value_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
+  return n_ctx * head_dim * (elem == KvElem::F16 ? 2 : 4);
+}
+
+void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const float* k,
+                         KvElem elem) {
   const int64_t at = (pos / 16) * head_dim * 16 + pos % 16;
-  if (f16) {
+  if (elem == KvElem::Q8_0) {
+    store_q8_key(static_cast<uint8_t*>(k_cache), head_dim, pos, k);
+  } else if (elem == KvElem::F16) {
     uint16_t* block = static_cast<uint16_t*>(k_cache) + at;
     for (int64_t d = 0; d < head_dim; ++d) block[d * 16] = f32_to_f16(k[d]);
   } else {
@@ -21,8 +77,9 @@ void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const flo
   }
 }
 
-void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const float* v, bool f16) {
-  if (f16) {
+void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const float* v,
+                           KvElem elem) {
+  if (elem == KvElem::F16) {
     uint16_t* row = static_cast<uint16_t*>(v_cache) + pos * head_dim;
     for (int64_t d = 0; d < head_dim; ++d) row[d] = f32_to_f16(v[d]);
   } else {
@@ -30,10 +87,46 @@ void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const f
   }
 }
 
+void quantize_query_q8(const float* q, int64_t head_dim, QueryQ8& out) {
+  for (int64_t b = 0; b < head_dim / kQ8Block; ++b) {
+    const float* x = q + b * kQ8Block;
+    const float d = q8_scale(x);
+    const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < kQ8Block; ++i) {
+      out.q[b * kQ8Block + i] = round_q8(x[i], inv);
+      sum += out.q[b * kQ8Block + i];
+    }
+    out.d[b] = d;
+    out.bias[b] = 128 * sum;
+  }
+}
+
 namespace {
-float element(const void* base, int64_t i, bool f16) {
-  return f16 ? f16_to_f32(static_cast<const uint16_t*>(base)[i])
-             : static_cast<const float*>(base)[i];
+float element(const void* base, int64_t i, KvElem elem) {
+  return elem == KvElem::F16 ? f16_to_f32(static_cast<const uint16_t*>(base)[i])
+                             : static_cast<const float*>(base)[i];
+}
+
+// q . k for position p, in the cache's own arithmetic.
+float key_dot(const AttnKv& kv, const float* q, const QueryQ8& q8, int32_t p) {
+  const int64_t hd = kv.head_dim;
+  if (kv.k_elem == KvElem::Q8_0) {
+    const uint8_t* block = static_cast<const uint8_t*>(kv.k) + (p / 16) * q8_block_bytes(hd);
+    const float* scales = reinterpret_cast<const float*>(block + 16 * hd);
+    float s = 0.0f;
+    for (int64_t b = 0; b < hd / kQ8Block; ++b) {
+      int32_t dot = 0;
+      for (int64_t dim = b * kQ8Block; dim < (b + 1) * kQ8Block; ++dim)
+        dot += q8.q[dim] * (block[(dim / 4) * 64 + (p % 16) * 4 + dim % 4] - 128);
+      s += static_cast<float>(dot) * q8.d[b] * scales[b * 16 + p % 16];
+    }
+    return s;
+  }
+  const int64_t kb = (p / 16) * hd * 16 + p % 16;
+  float s = 0.0f;
+  for (int64_t d = 0; d < hd; ++d) s += q[d] * element(kv.k, kb + d * 16, kv.k_elem);
+  return s;
 }
 }  // namespace
 
@@ -43,6 +136,7 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
   const int64_t hd = kv.head_dim;
   std::vector<double> scores;
   std::vector<double> acc(static_cast<size_t>(hd));
+  QueryQ8 q8;
   for (int r = 0; r < n_rows; ++r) {
     const AttnRow& row = rows[r];
     std::fill(acc.begin(), acc.end(), 0.0);
@@ -50,13 +144,12 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
       std::fill(row.out, row.out + hd, 0.0f);
       continue;
     }
+    if (kv.k_elem == KvElem::Q8_0) quantize_query_q8(row.q, hd, q8);
     scores.resize(static_cast<size_t>(row.hi - row.lo + 1));
     double mx = -std::numeric_limits<double>::infinity();
     for (int32_t p = row.lo; p <= row.hi; ++p) {
-      const int64_t kb = (p / 16) * hd * 16 + p % 16;
-      float s = 0.0f;
-      for (int64_t d = 0; d < hd; ++d) s += row.q[d] * element(kv.k, kb + d * 16, kv.f16);
-      scores[static_cast<size_t>(p - row.lo)] = static_cast<double>(s) * scale;
+      scores[static_cast<size_t>(p - row.lo)] =
+          static_cast<double>(key_dot(kv, row.q, q8, p)) * scale;
       mx = std::max(mx, scores[static_cast<size_t>(p - row.lo)]);
     }
     double sum = 0;
@@ -67,7 +160,7 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
     for (int32_t p = row.lo; p <= row.hi; ++p) {
       const double w = scores[static_cast<size_t>(p - row.lo)] / sum;
       for (int64_t d = 0; d < hd; ++d)
-        acc[static_cast<size_t>(d)] += w * element(kv.v, p * hd + d, kv.f16);
+        acc[static_cast<size_t>(d)] += w * element(kv.v, p * hd + d, kv.v_elem);
     }
     for (int64_t d = 0; d < hd; ++d) row.out[d] = static_cast<float>(acc[static_cast<size_t>(d)]);
   }

@@ -11,6 +11,15 @@
 //   values  row per position: [n_ctx][hd].
 // Elements are f32, or IEEE f16 (half the memory and bandwidth; each value
 // rounded to nearest once when stored).
+// Keys may instead be Q8_0 (llama.cpp's `-ctk q8_0`: blocks of 32 dimensions as
+// int8 with one scale, d = max|k| / 127, k = d * round(k / d)), for hd a multiple
+// of 32. A 16-position block is then 18 * hd bytes: the quantized keys stored
+// biased (k + 128, as uint8) in groups of 4 dimensions, [hd/4][16 positions][4],
+// so one 64-byte line feeds an unsigned x signed 8-bit dot product of 4
+// dimensions for 16 positions, followed by the scales as f32, [hd/32][16]. The
+// query is quantized the same way per row (Q8_0 of q), and a score is
+// sum over blocks of d_q * d_k * (integer dot product) — what llama.cpp computes
+// for a q8_0 key cache.
 // Plain declarations and data only (included by files built with ISA flags).
 #pragma once
 
@@ -20,12 +29,19 @@ namespace muse::kernels {
 
 struct KernelTable;
 
+enum class KvElem : uint8_t { F32, F16, Q8_0 };  // Q8_0: keys only
+
+// Bytes of a key / value cache of n_ctx positions (a multiple of 16).
+int64_t attention_key_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx);
+int64_t attention_value_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx);
+
 // Keys/values of one (sequence, kv head); n_ctx must be a multiple of 16.
 struct AttnKv {
   const void* k;
   const void* v;
   int64_t head_dim;
-  bool f16;  // elements are f16 (uint16_t) rather than f32
+  KvElem k_elem;  // F32, F16 or Q8_0
+  KvElem v_elem;  // F32 or F16
 };
 
 // One query row: q (head_dim floats), the visible positions [lo, hi] (inclusive),
@@ -45,9 +61,22 @@ void attention(const KernelTable& kernels, const AttnKv& kv, const AttnRow* rows
                float scale);
 
 // Write the key / value vector (head_dim floats) of position pos into the caches
-// of one (sequence, kv head), as f16 when `f16`.
-void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const float* k, bool f16);
-void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const float* v, bool f16);
+// of one (sequence, kv head), stored as `elem`.
+void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const float* k, KvElem elem);
+void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const float* v,
+                           KvElem elem);
+
+// A query row quantized for a Q8_0 key cache: per 32-dimension block b, the
+// scale d[b] and 32 int8 values; `bias[b]` = 128 * sum of the block's values,
+// which removes the +128 of the stored keys from an unsigned x signed product.
+struct QueryQ8 {
+  static constexpr int kMaxDim = 256;
+  alignas(64) int8_t q[kMaxDim];
+  float d[kMaxDim / 32];
+  int32_t bias[kMaxDim / 32];
+};
+// Quantizes q (head_dim floats, head_dim a multiple of 32 up to 256).
+void quantize_query_q8(const float* q, int64_t head_dim, QueryQ8& out);
 
 namespace reference {
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale);

@@ -1,10 +1,12 @@
 // AVX2 flash-style attention (layout and contract in attention.h; the structure
 // follows attention_avx512.cpp with 8-lane registers): tiles of up to 4 query
-// rows, blocks of 64 positions, scores 16 positions (two registers) at a time,
+// rows, blocks of 64 positions, scores 16 positions (two registers) at a time
+// (float keys by FMA, Q8_0 keys by vpmaddubsw; the `K` policy),
 // online softmax, and the value accumulation 16 dimensions x all rows at a time.
 #include <immintrin.h>
 
 #include <array>
+#include <cstring>
 #include <utility>
 
 #include "kernels/attention.h"
@@ -32,14 +34,102 @@ struct F16Elems {
   }
 };
 
-template <typename E, int R>
+// Keys stored as floats (E): one FMA per dimension for 8 positions, the scale
+// applied to the sums.
+template <typename E>
+struct FloatKeys {
+  struct Query {
+    const float* q;
+    float scale;
+  };
+  static void prepare(const float* q, int64_t, float scale, Query& out) { out = {q, scale}; }
+  // Scores of the 16 positions of key block `block` for every row (out0: the
+  // first 8 positions, out1: the last 8).
+  template <int R>
+  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, __m256* out0,
+                     __m256* out1) {
+    const typename E::T* kb = static_cast<const typename E::T*>(k) + block * hd * 16;
+    MUSE_UNROLL for (int r = 0; r < R; ++r) out0[r] = out1[r] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < hd; ++d) {
+      const __m256 k0 = E::load(kb + d * 16), k1 = E::load(kb + d * 16 + 8);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        const __m256 qd = _mm256_broadcast_ss(q[r].q + d);
+        out0[r] = _mm256_fmadd_ps(qd, k0, out0[r]);
+        out1[r] = _mm256_fmadd_ps(qd, k1, out1[r]);
+      }
+    }
+    MUSE_UNROLL for (int r = 0; r < R; ++r) {
+      const __m256 sc = _mm256_set1_ps(q[r].scale);
+      out0[r] = _mm256_mul_ps(out0[r], sc);
+      out1[r] = _mm256_mul_ps(out1[r], sc);
+    }
+  }
+};
+
+// Q8_0 keys without VNNI: the biased key bytes are flipped back to signed, and
+// |q| (unsigned) x (k with q's sign) keeps vpmaddubsw's 16-bit pair sums below
+// 2 x 127 x 127, so nothing saturates; vpmaddwd widens them to 32 bits.
+struct Q8Keys {
+  struct Query {
+    QueryQ8 q8;
+    alignas(32) uint8_t abs[kMaxDim];
+    float d[kMaxDim / 32];  // d_q x softmax scale
+  };
+  static void prepare(const float* q, int64_t hd, float scale, Query& out) {
+    quantize_query_q8(q, hd, out.q8);
+    for (int64_t i = 0; i < hd; ++i)
+      out.abs[i] = static_cast<uint8_t>(out.q8.q[i] < 0 ? -out.q8.q[i] : out.q8.q[i]);
+    for (int64_t b = 0; b < hd / 32; ++b) out.d[b] = out.q8.d[b] * scale;
+  }
+  static __m256i quad(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  template <int R>
+  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, __m256* out0,
+                     __m256* out1) {
+    const uint8_t* kb = static_cast<const uint8_t*>(k) + block * 18 * hd;
+    const float* kd = reinterpret_cast<const float*>(kb + 16 * hd);
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    const __m256i ones = _mm256_set1_epi16(1);
+    MUSE_UNROLL for (int r = 0; r < R; ++r) out0[r] = out1[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < hd / 32; ++b) {
+      __m256i acc0[R], acc1[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_si256();
+      for (int g = 0; g < 8; ++g) {
+        const uint8_t* kg = kb + (b * 8 + g) * 64;
+        const __m256i k0 =
+            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kg)), flip);
+        const __m256i k1 =
+            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kg + 32)), flip);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) {
+          const int64_t at = b * 32 + g * 4;
+          const __m256i qs = quad(&q[r].q8.q[at]), qa = quad(&q[r].abs[at]);
+          acc0[r] = _mm256_add_epi32(
+              acc0[r], _mm256_madd_epi16(_mm256_maddubs_epi16(qa, _mm256_sign_epi8(k0, qs)), ones));
+          acc1[r] = _mm256_add_epi32(
+              acc1[r], _mm256_madd_epi16(_mm256_maddubs_epi16(qa, _mm256_sign_epi8(k1, qs)), ones));
+        }
+      }
+      const __m256 ks0 = _mm256_loadu_ps(kd + b * 16), ks1 = _mm256_loadu_ps(kd + b * 16 + 8);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        const __m256 dq = _mm256_set1_ps(q[r].d[b]);
+        out0[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0[r]), _mm256_mul_ps(ks0, dq), out0[r]);
+        out1[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1[r]), _mm256_mul_ps(ks1, dq), out1[r]);
+      }
+    }
+  }
+};
+
+template <typename K, typename V, int R>
 void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
-  using T = typename E::T;
-  const T* kc = static_cast<const T*>(kv.k);
+  using T = typename V::T;
   const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
   alignas(32) float o[R][kMaxDim];
   alignas(32) float s[R][kBlock];
+  typename K::Query q[R];
   float m[R], l[R], corr[R];
   int32_t lo = rows[0].lo, hi = rows[0].hi;
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
@@ -48,25 +138,16 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
     lo = rows[r].lo < lo ? rows[r].lo : lo;
     hi = rows[r].hi > hi ? rows[r].hi : hi;
     for (int64_t d = 0; d < hd; d += 8) _mm256_store_ps(&o[r][d], _mm256_setzero_ps());
+    K::prepare(rows[r].q, hd, scale, q[r]);
   }
-  const __m256 vscale = _mm256_set1_ps(scale);
   const __m256 neg_inf = _mm256_set1_ps(-__builtin_inff());
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int32_t p0 = lo & ~15; p0 <= hi; p0 += kBlock) {
     const int32_t p1 = p0 + kBlock - 1 < hi ? p0 + kBlock : hi + 1;
     const int n_sub = (p1 - p0 + 15) / 16;
     for (int sub = 0; sub < n_sub; ++sub) {
-      const T* kb = kc + (p0 / 16 + sub) * hd * 16;
       __m256 a0[R], a1[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
-      for (int64_t d = 0; d < hd; ++d) {
-        const __m256 k0 = E::load(kb + d * 16), k1 = E::load(kb + d * 16 + 8);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          const __m256 q = _mm256_broadcast_ss(rows[r].q + d);
-          a0[r] = _mm256_fmadd_ps(q, k0, a0[r]);
-          a1[r] = _mm256_fmadd_ps(q, k1, a1[r]);
-        }
-      }
+      K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, a0, a1);
       const int32_t base = p0 + 16 * sub;
       const __m256i pos0 = _mm256_add_epi32(_mm256_set1_epi32(base), lane);
       const __m256i pos1 = _mm256_add_epi32(_mm256_set1_epi32(base + 8), lane);
@@ -77,10 +158,10 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
             _mm256_and_si256(_mm256_cmpgt_epi32(pos0, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos0));
         const __m256i vis1 =
             _mm256_and_si256(_mm256_cmpgt_epi32(pos1, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos1));
-        _mm256_store_ps(&s[r][16 * sub], _mm256_blendv_ps(neg_inf, _mm256_mul_ps(a0[r], vscale),
-                                                          _mm256_castsi256_ps(vis0)));
-        _mm256_store_ps(&s[r][16 * sub + 8], _mm256_blendv_ps(neg_inf, _mm256_mul_ps(a1[r], vscale),
-                                                              _mm256_castsi256_ps(vis1)));
+        _mm256_store_ps(&s[r][16 * sub],
+                        _mm256_blendv_ps(neg_inf, a0[r], _mm256_castsi256_ps(vis0)));
+        _mm256_store_ps(&s[r][16 * sub + 8],
+                        _mm256_blendv_ps(neg_inf, a1[r], _mm256_castsi256_ps(vis1)));
       }
     }
     MUSE_UNROLL for (int r = 0; r < R; ++r) {
@@ -114,7 +195,7 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
       }
       const T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
       for (int j = 0; j < n_pos; ++j, vrow += hd) {
-        const __m256 v0 = E::load(vrow), v1 = E::load(vrow + 8);
+        const __m256 v0 = V::load(vrow), v1 = V::load(vrow + 8);
         MUSE_UNROLL for (int r = 0; r < R; ++r) {
           const __m256 pj = _mm256_broadcast_ss(&s[r][j]);
           o0[r] = _mm256_fmadd_ps(pj, v0, o0[r]);
@@ -135,20 +216,35 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
 }
 
 using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
+using Tiles = std::array<TileFn, kMaxRows>;
 
-template <typename E, int... I>
-constexpr std::array<TileFn, sizeof...(I)> tiles(std::integer_sequence<int, I...>) {
-  return {&tile<E, I + 1>...};
+template <typename K, typename V, int... I>
+constexpr Tiles tiles(std::integer_sequence<int, I...>) {
+  return {&tile<K, V, I + 1>...};
+}
+
+template <typename K, typename V>
+constexpr Tiles kTiles = tiles<K, V>(std::make_integer_sequence<int, kMaxRows>());
+
+const Tiles& tiles_for(const AttnKv& kv) {
+  const bool v16 = kv.v_elem == KvElem::F16;
+  switch (kv.k_elem) {
+    case KvElem::F16:
+      return v16 ? kTiles<FloatKeys<F16Elems>, F16Elems> : kTiles<FloatKeys<F16Elems>, F32Elems>;
+    case KvElem::Q8_0:
+      return v16 ? kTiles<Q8Keys, F16Elems> : kTiles<Q8Keys, F32Elems>;
+    case KvElem::F32:
+      break;
+  }
+  return v16 ? kTiles<FloatKeys<F32Elems>, F16Elems> : kTiles<FloatKeys<F32Elems>, F32Elems>;
 }
 
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  static constexpr auto kF32 = tiles<F32Elems>(std::make_integer_sequence<int, kMaxRows>());
-  static constexpr auto kF16 = tiles<F16Elems>(std::make_integer_sequence<int, kMaxRows>());
-  const auto& kTiles = kv.f16 ? kF16 : kF32;
+  const Tiles& t = tiles_for(kv);
   const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
   for (int i = 0; i < n_tiles; ++i) {
     const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
-    kTiles[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
+    t[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
   }
 }
 

@@ -2,7 +2,9 @@
 //
 // A tile of up to 8 query rows walks the cache in blocks of 64 positions:
 // scores of 16 positions per zmm from the block-transposed keys (one FMA per
-// dimension, each key vector shared by every row of the tile), an online
+// dimension for float keys, one vpdpbusd per 4 dimensions for Q8_0 keys; each
+// key vector shared by every row of the tile; the key format is the tile's `K`
+// policy, the value format its `V`), an online
 // softmax update per row, then the probabilities times the value rows with
 // the output accumulators of 32 dimensions x all rows in registers.
 //
@@ -16,6 +18,7 @@
 #include <immintrin.h>
 
 #include <array>
+#include <cstring>
 #include <utility>
 
 #include "kernels/attention.h"
@@ -43,19 +46,87 @@ struct F16Elems {
   }
 };
 
-template <typename E, int R>
+// Keys stored as floats (E): the query row times the softmax scale, one FMA per
+// dimension for 16 positions, two accumulators per row to hide the FMA latency
+// when the tile is small.
+template <typename E>
+struct FloatKeys {
+  struct Query {
+    alignas(64) float q[kMaxDim];
+  };
+  static void prepare(const float* q, int64_t hd, float scale, Query& out) {
+    for (int64_t d = 0; d < hd; d += 16)
+      _mm512_store_ps(&out.q[d], _mm512_mul_ps(_mm512_loadu_ps(q + d), _mm512_set1_ps(scale)));
+  }
+  // Scores of the 16 positions of key block `block` for every row.
+  template <int R>
+  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, __m512* out) {
+    const typename E::T* kb = static_cast<const typename E::T*>(k) + block * hd * 16;
+    __m512 a0[R], a1[R];
+    MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < hd; d += 2) {
+      const __m512 k0 = E::load(kb + d * 16);
+      const __m512 k1 = E::load(kb + (d + 1) * 16);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r].q[d]), k0, a0[r]);
+        a1[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r].q[d + 1]), k1, a1[r]);
+      }
+    }
+    MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] = _mm512_add_ps(a0[r], a1[r]);
+  }
+};
+
+// Q8_0 keys: one vpdpbusd multiplies 4 biased key bytes of 16 positions by 4
+// query bytes; per 32-dimension block the integer sums lose the bias and are
+// scaled by d_k (16 positions) x d_q x softmax scale.
+struct Q8Keys {
+  struct Query {
+    QueryQ8 q8;
+    float d[kMaxDim / 32];  // d_q x softmax scale
+  };
+  static void prepare(const float* q, int64_t hd, float scale, Query& out) {
+    quantize_query_q8(q, hd, out.q8);
+    for (int64_t b = 0; b < hd / 32; ++b) out.d[b] = out.q8.d[b] * scale;
+  }
+  static int32_t quad(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  template <int R>
+  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, __m512* out) {
+    const uint8_t* kb = static_cast<const uint8_t*>(k) + block * 18 * hd;
+    const float* kd = reinterpret_cast<const float*>(kb + 16 * hd);
+    MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < hd / 32; ++b) {
+      __m512i acc[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+      MUSE_UNROLL for (int g = 0; g < 8; ++g) {
+        const __m512i kq = _mm512_loadu_si512(kb + (b * 8 + g) * 64);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] =
+            _mm512_dpbusd_epi32(acc[r], kq, _mm512_set1_epi32(quad(&q[r].q8.q[b * 32 + g * 4])));
+      }
+      const __m512 kscale = _mm512_loadu_ps(kd + b * 16);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        const __m512 dot =
+            _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], _mm512_set1_epi32(q[r].q8.bias[b])));
+        out[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(kscale, _mm512_set1_ps(q[r].d[b])), out[r]);
+      }
+    }
+  }
+};
+
+template <typename K, typename V, int R>
 void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
-  using T = typename E::T;
-  const T* kc = static_cast<const T*>(kv.k);
+  using T = typename V::T;
   const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
   alignas(64) float o[R][kMaxDim];
-  alignas(64) float q[R][kMaxDim];  // the query rows times the softmax scale
+  typename K::Query q[R];  // the query rows, prepared for the key format
   alignas(64) float s[R][kBlock];
   float m[R], l[R], corr[R];
   int32_t lo = rows[0].lo, hi = rows[0].hi;
   int32_t max_lo = lo, min_hi = hi;  // positions every row sees: [max_lo, min_hi]
-  const __m512 vscale = _mm512_set1_ps(scale);
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     m[r] = -__builtin_inff();
     l[r] = 0.0f;
@@ -63,34 +134,21 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
     hi = rows[r].hi > hi ? rows[r].hi : hi;
     max_lo = rows[r].lo > max_lo ? rows[r].lo : max_lo;
     min_hi = rows[r].hi < min_hi ? rows[r].hi : min_hi;
-    for (int64_t d = 0; d < hd; d += 16) {
-      _mm512_store_ps(&o[r][d], _mm512_setzero_ps());
-      _mm512_store_ps(&q[r][d], _mm512_mul_ps(_mm512_loadu_ps(rows[r].q + d), vscale));
-    }
+    for (int64_t d = 0; d < hd; d += 16) _mm512_store_ps(&o[r][d], _mm512_setzero_ps());
+    K::prepare(rows[r].q, hd, scale, q[r]);
   }
   const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int32_t p0 = lo & ~15; p0 <= hi; p0 += kBlock) {
     const int32_t p1 = p0 + kBlock - 1 < hi ? p0 + kBlock : hi + 1;  // exclusive
     const int n_sub = (p1 - p0 + 15) / 16;
-    // Scores, 16 positions at a time; two accumulators per row hide the FMA
-    // latency when the tile is small.
+    // Scores, 16 positions at a time.
     for (int sub = 0; sub < n_sub; ++sub) {
-      const T* kb = kc + (p0 / 16 + sub) * hd * 16;
-      __m512 a0[R], a1[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
-      for (int64_t d = 0; d < hd; d += 2) {
-        const __m512 k0 = E::load(kb + d * 16);
-        const __m512 k1 = E::load(kb + (d + 1) * 16);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d]), k0, a0[r]);
-          a1[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d + 1]), k1, a1[r]);
-        }
-      }
+      __m512 sc[R];
+      K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, sc);
       const int32_t first = p0 + 16 * sub;
       if (first >= max_lo && first + 15 <= min_hi) {  // every row sees all 16
-        MUSE_UNROLL for (int r = 0; r < R; ++r)
-            _mm512_store_ps(&s[r][16 * sub], _mm512_add_ps(a0[r], a1[r]));
+        MUSE_UNROLL for (int r = 0; r < R; ++r) _mm512_store_ps(&s[r][16 * sub], sc[r]);
         continue;
       }
       const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(first), lane);
@@ -98,8 +156,7 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
         const __mmask16 visible =
             _mm512_cmp_epi32_mask(pos, _mm512_set1_epi32(rows[r].lo), _MM_CMPINT_NLT) &
             _mm512_cmp_epi32_mask(pos, _mm512_set1_epi32(rows[r].hi), _MM_CMPINT_LE);
-        _mm512_store_ps(&s[r][16 * sub],
-                        _mm512_mask_blend_ps(visible, neg_inf, _mm512_add_ps(a0[r], a1[r])));
+        _mm512_store_ps(&s[r][16 * sub], _mm512_mask_blend_ps(visible, neg_inf, sc[r]));
       }
     }
     // Online softmax: rescale what was accumulated by exp(old max - new max).
@@ -137,7 +194,7 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
       const T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
       if (two) {
         for (int j = 0; j < n_pos; ++j, vrow += hd) {
-          const __m512 v0 = E::load(vrow), v1 = E::load(vrow + 16);
+          const __m512 v0 = V::load(vrow), v1 = V::load(vrow + 16);
           MUSE_UNROLL for (int r = 0; r < R; ++r) {
             const __m512 pj = _mm512_set1_ps(s[r][j]);
             o0[r] = _mm512_fmadd_ps(pj, v0, o0[r]);
@@ -146,7 +203,7 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
         }
       } else {
         for (int j = 0; j < n_pos; ++j, vrow += hd) {
-          const __m512 v0 = E::load(vrow);
+          const __m512 v0 = V::load(vrow);
           MUSE_UNROLL for (int r = 0; r < R; ++r) o0[r] =
               _mm512_fmadd_ps(_mm512_set1_ps(s[r][j]), v0, o0[r]);
         }
@@ -165,21 +222,36 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
 }
 
 using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
+using Tiles = std::array<TileFn, kMaxRows>;
 
-template <typename E, int... I>
-constexpr std::array<TileFn, sizeof...(I)> tiles(std::integer_sequence<int, I...>) {
-  return {&tile<E, I + 1>...};
+template <typename K, typename V, int... I>
+constexpr Tiles tiles(std::integer_sequence<int, I...>) {
+  return {&tile<K, V, I + 1>...};
+}
+
+template <typename K, typename V>
+constexpr Tiles kTiles = tiles<K, V>(std::make_integer_sequence<int, kMaxRows>());
+
+const Tiles& tiles_for(const AttnKv& kv) {
+  const bool v16 = kv.v_elem == KvElem::F16;
+  switch (kv.k_elem) {
+    case KvElem::F16:
+      return v16 ? kTiles<FloatKeys<F16Elems>, F16Elems> : kTiles<FloatKeys<F16Elems>, F32Elems>;
+    case KvElem::Q8_0:
+      return v16 ? kTiles<Q8Keys, F16Elems> : kTiles<Q8Keys, F32Elems>;
+    case KvElem::F32:
+      break;
+  }
+  return v16 ? kTiles<FloatKeys<F32Elems>, F16Elems> : kTiles<FloatKeys<F32Elems>, F32Elems>;
 }
 
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  static constexpr auto kF32 = tiles<F32Elems>(std::make_integer_sequence<int, kMaxRows>());
-  static constexpr auto kF16 = tiles<F16Elems>(std::make_integer_sequence<int, kMaxRows>());
-  const auto& kTiles = kv.f16 ? kF16 : kF32;
+  const Tiles& t = tiles_for(kv);
   // Even tiles (7 rows run as one tile, 9 as 5 + 4).
   const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
   for (int i = 0; i < n_tiles; ++i) {
     const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
-    kTiles[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
+    t[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
   }
 }
 

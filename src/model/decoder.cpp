@@ -15,6 +15,13 @@
 
 namespace muse {
 
+std::optional<DType> kv_type_from_name(std::string_view name) {
+  if (name == "f32") return DType::F32;
+  if (name == "f16") return DType::F16;
+  if (name == "q8_0") return DType::Q8_0;
+  return std::nullopt;
+}
+
 namespace k = kernels;
 
 namespace {
@@ -116,15 +123,21 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
 
   // KV cache: per layer, sequence and kv head, keys in 16-position transposed
   // blocks and values row by row (kernels/attention.h).
-  MUSE_CHECK(opt_.kv_type == DType::F32 || opt_.kv_type == DType::F16,
-             "KV cache type must be f32 or f16, not ", dtype_name(opt_.kv_type));
-  kv_f16_ = opt_.kv_type == DType::F16;
+  MUSE_CHECK(
+      opt_.kv_type == DType::F32 || opt_.kv_type == DType::F16 || opt_.kv_type == DType::Q8_0,
+      "KV cache type must be f32, f16 or q8_0, not ", dtype_name(opt_.kv_type));
+  k_elem_ = opt_.kv_type == DType::Q8_0  ? k::KvElem::Q8_0
+            : opt_.kv_type == DType::F16 ? k::KvElem::F16
+                                         : k::KvElem::F32;
+  v_elem_ = opt_.kv_type == DType::F32 ? k::KvElem::F32 : k::KvElem::F16;
+  MUSE_CHECK(k_elem_ != k::KvElem::Q8_0 || c.head_dim % 32 == 0,
+             "a q8_0 key cache needs a head size that is a multiple of 32, not ", c.head_dim);
   n_ctx_alloc_ = (opt_.n_ctx + 15) / 16 * 16;
-  const size_t cache =
-      static_cast<size_t>(opt_.n_seq * c.n_head_kv * n_ctx_alloc_ * c.head_dim) * (kv_f16_ ? 2 : 4);
-  kv_layer_bytes_ = cache;
-  k_cache_ = k::LargeBuffer(cache * static_cast<size_t>(c.n_layer));
-  v_cache_ = k::LargeBuffer(cache * static_cast<size_t>(c.n_layer));
+  k_head_bytes_ = static_cast<size_t>(k::attention_key_bytes(k_elem_, c.head_dim, n_ctx_alloc_));
+  v_head_bytes_ = static_cast<size_t>(k::attention_value_bytes(v_elem_, c.head_dim, n_ctx_alloc_));
+  const size_t heads = static_cast<size_t>(opt_.n_seq * c.n_head_kv);
+  k_cache_ = k::LargeBuffer(k_head_bytes_ * heads * static_cast<size_t>(c.n_layer));
+  v_cache_ = k::LargeBuffer(v_head_bytes_ * heads * static_cast<size_t>(c.n_layer));
   seq_len_.assign(static_cast<size_t>(opt_.n_seq), 0);
   const size_t nb = static_cast<size_t>(opt_.n_batch);
   x_.resize(nb * c.n_embd);
@@ -145,7 +158,7 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
   const int64_t widest = std::max({c.n_embd, c.n_ff, c.q_dim()});
 
   // Everything else the forward pass uses is allocated here too.
-  memory_.kv_cache = 2 * static_cast<size_t>(c.n_layer) * cache;
+  memory_.kv_cache = k_cache_.size() + v_cache_.size();
   const size_t floats = x_.size() + xn_.size() + proj_.size() + q_.size() + gate_.size() +
                         attn_.size() + k_.size() + v_.size() + ffn_a_.size() + rope_cos_.size() +
                         rope_sin_.size() + logits_.capacity();
@@ -182,11 +195,15 @@ void Decoder::copy_prefix(int32_t src, int32_t dst, int64_t length) {
   // Keys are stored in 16-position blocks, so whole blocks are copied; positions past
   // `length` in the last block are overwritten when dst appends.
   const int64_t positions = (length + 15) / 16 * 16;
-  const size_t bytes = static_cast<size_t>(positions * c.head_dim) * (kv_f16_ ? 2 : 4);
-  for (int64_t l = 0; l < c.n_layer; ++l)
-    for (int64_t h = 0; h < c.n_head_kv; ++h)
-      for (const k::LargeBuffer* cache : {&k_cache_, &v_cache_})
-        std::memcpy(kv_base(*cache, l, dst, h), kv_base(*cache, l, src, h), bytes);
+  const auto k_bytes = static_cast<size_t>(k::attention_key_bytes(k_elem_, c.head_dim, positions));
+  const auto v_bytes =
+      static_cast<size_t>(k::attention_value_bytes(v_elem_, c.head_dim, positions));
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    for (int64_t h = 0; h < c.n_head_kv; ++h) {
+      std::memcpy(k_base(l, dst, h), k_base(l, src, h), k_bytes);
+      std::memcpy(v_base(l, dst, h), v_base(l, src, h), v_bytes);
+    }
+  }
   seq_len_[static_cast<size_t>(dst)] = length;
 }
 
@@ -327,9 +344,8 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
           if (c.qk_norm_unweighted) k::rms_norm(kh, nullptr, kh, HD, c.norm_eps);
           if (LC.use_rope) k::rope_apply(kh, c.rope_dim, cs, sn, interleaved);
           // Append to the cache.
-          k::attention_store_key(kv_base(k_cache_, l, it.seq, h), HD, it.pos, kh, kv_f16_);
-          k::attention_store_value(kv_base(v_cache_, l, it.seq, h), HD, it.pos, vv + h * HD,
-                                   kv_f16_);
+          k::attention_store_key(k_base(l, it.seq, h), HD, it.pos, kh, k_elem_);
+          k::attention_store_value(v_base(l, it.seq, h), HD, it.pos, vv + h * HD, v_elem_);
         }
       }
     });
@@ -380,11 +396,16 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
   if (c.final_logit_softcap > 0) k::softcap_inplace(lg, c.final_logit_softcap, n_out * c.n_vocab);
 }
 
-uint8_t* Decoder::kv_base(const kernels::LargeBuffer& cache, int64_t layer, int64_t seq,
-                          int64_t kv_head) const {
+uint8_t* Decoder::k_base(int64_t layer, int64_t seq, int64_t kv_head) const {
   const auto& c = config();
-  return cache.data() + static_cast<size_t>(layer) * kv_layer_bytes_ +
-         ((seq * c.n_head_kv + kv_head) * n_ctx_alloc_) * c.head_dim * (kv_f16_ ? 2 : 4);
+  return k_cache_.data() +
+         static_cast<size_t>((layer * opt_.n_seq + seq) * c.n_head_kv + kv_head) * k_head_bytes_;
+}
+
+uint8_t* Decoder::v_base(int64_t layer, int64_t seq, int64_t kv_head) const {
+  const auto& c = config();
+  return v_cache_.data() +
+         static_cast<size_t>((layer * opt_.n_seq + seq) * c.n_head_kv + kv_head) * v_head_bytes_;
 }
 
 void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
@@ -422,8 +443,7 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
     for (int64_t job = j0; job < j1; ++job) {
       const int64_t h = job / n, i = job % n;
       const auto& it = items[static_cast<size_t>(i)];
-      const k::AttnKv kv{kv_base(k_cache_, layer, it.seq, h), kv_base(v_cache_, layer, it.seq, h),
-                         HD, kv_f16_};
+      const k::AttnKv kv{k_base(layer, it.seq, h), v_base(layer, it.seq, h), HD, k_elem_, v_elem_};
       k::attention(kt, kv, &attn_rows_[static_cast<size_t>(job * group)], static_cast<int>(group),
                    scale);
     }

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -21,10 +23,16 @@ struct DecoderOptions {
   int64_t n_seq = 1;      // sequences that can be cached at once
   int64_t n_batch = 512;  // tokens per forward chunk (scratch is sized for this)
   int n_threads = 0;      // 0 = default_thread_count()
-  // Element type of the KV cache: F32 (exact) or F16 (half the memory and the
-  // attention bandwidth at long context; keys and values rounded to f16).
+  // Element type of the KV cache: F32 (exact), F16 (half the memory and the
+  // attention bandwidth at long context; keys and values rounded to f16), or
+  // Q8_0 (llama.cpp's `-ctk q8_0 -ctv f16`: keys in Q8_0 blocks, scored with
+  // 8-bit integer dot products against a Q8_0 copy of the query; values f16).
   DType kv_type = DType::F32;
 };
+
+// The KV cache types by name ("f32", "f16", "q8_0"); nullopt for any other name.
+std::optional<DType> kv_type_from_name(std::string_view name);
+inline constexpr const char* kKvTypeNames = "f32, f16 or q8_0";
 
 struct BatchItem {
   int32_t token = 0;
@@ -62,7 +70,7 @@ class Decoder {
   // the caches as they were before the call.
   std::span<const float> forward(std::span<const BatchItem> items);
 
-  void clear(int32_t seq);                // forget a sequence's cache
+  void clear(int32_t seq);  // forget a sequence's cache
   // Keeps only the first `length` cached positions of a sequence (prefix reuse);
   // throws muse::Error if length is negative or more than seq_length(seq).
   void truncate(int32_t seq, int64_t length);
@@ -79,9 +87,9 @@ class Decoder {
   void forward_chunk(std::span<const BatchItem> items, std::vector<float>& logits_out);
   void attention(int64_t layer, std::span<const BatchItem> items);
   void linear(const kernels::Linear& w, const float* x, int64_t n, float* y);
-  // Start of one (layer, sequence, kv head) slice of a KV cache.
-  uint8_t* kv_base(const kernels::LargeBuffer& cache, int64_t layer, int64_t seq,
-                   int64_t kv_head) const;
+  // Start of one (layer, sequence, kv head) slice of the key / value cache.
+  uint8_t* k_base(int64_t layer, int64_t seq, int64_t kv_head) const;
+  uint8_t* v_base(int64_t layer, int64_t seq, int64_t kv_head) const;
 
   // The matrices of one layer, repacked for the GEMM kernels where possible.
   struct LayerLinears {
@@ -99,12 +107,12 @@ class Decoder {
   kernels::GemmScratch gemm_scratch_;
   std::vector<std::vector<float>> rope_inv_freq_;  // distinct frequency tables
   std::vector<int64_t> rope_table_of_layer_;       // index into rope_inv_freq_
-  // KV cache: per layer, [n_seq][n_head_kv][n_ctx_alloc_][head_dim] for values
-  // and the same size for keys in 16-position transposed blocks
-  // (kernels/attention.h); n_ctx_alloc_ is n_ctx rounded up to 16.
+  // KV cache: per layer, [n_seq][n_head_kv] slices of n_ctx_alloc_ positions
+  // (n_ctx rounded up to 16) in the layouts of kernels/attention.h: values row by
+  // row, keys in 16-position transposed (or Q8_0) blocks.
   int64_t n_ctx_alloc_ = 0;
-  bool kv_f16_ = false;
-  size_t kv_layer_bytes_ = 0;
+  kernels::KvElem k_elem_ = kernels::KvElem::F32, v_elem_ = kernels::KvElem::F32;
+  size_t k_head_bytes_ = 0, v_head_bytes_ = 0;  // one (layer, sequence, kv head)
   kernels::LargeBuffer k_cache_, v_cache_;
   std::vector<int64_t> seq_len_;
   // Scratch, sized once for n_batch tokens.

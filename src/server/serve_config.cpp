@@ -1,16 +1,16 @@
 // `muse serve` configuration: TOML config file (toml++) and validation.
 #include "server/serve_config.h"
 
-#include <algorithm>
-
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <functional>
 #include <limits>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "model/decoder.h"
 #include "muse/error.h"
 #include "server/toml_util.h"
 
@@ -56,7 +56,8 @@ class Reader {
 
   std::vector<std::string> strings(const toml::node& node, const std::string& key) const {
     const auto* arr = node.as_array();
-    if (arr == nullptr) fail(key, str_cat("expected an array of strings, got ", toml_type_name(node)));
+    if (arr == nullptr)
+      fail(key, str_cat("expected an array of strings, got ", toml_type_name(node)));
     std::vector<std::string> out;
     for (size_t i = 0; i < arr->size(); ++i) {
       out.push_back(string((*arr)[i], str_cat(key, "[", i, "]")));
@@ -74,7 +75,8 @@ constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 ModelEntry read_model(const Reader& reader, const toml::node& node, size_t index) {
   const std::string prefix = str_cat("model[", index, "]");
   const auto* table = node.as_table();
-  if (table == nullptr) reader.fail(prefix, str_cat("expected a table, got ", toml_type_name(node)));
+  if (table == nullptr)
+    reader.fail(prefix, str_cat("expected a table, got ", toml_type_name(node)));
   ModelEntry entry;
   for (const auto& [k, v] : *table) {
     const std::string name(k.str());
@@ -99,7 +101,8 @@ ModelEntry read_model(const Reader& reader, const toml::node& node, size_t index
 
 void read_media(const Reader& reader, const toml::node& node, MediaConfig& media) {
   const auto* table = node.as_table();
-  if (table == nullptr) reader.fail("media", str_cat("expected a table, got ", toml_type_name(node)));
+  if (table == nullptr)
+    reader.fail("media", str_cat("expected a table, got ", toml_type_name(node)));
   for (const auto& [k, v] : *table) {
     const std::string name(k.str());
     const std::string key = "media." + name;
@@ -128,7 +131,8 @@ void read_media(const Reader& reader, const toml::node& node, MediaConfig& media
 void read_prices(const Reader& reader, const toml::node& node,
                  std::map<std::string, ModelPrice>& prices) {
   const auto* table = node.as_table();
-  if (table == nullptr) reader.fail("prices", str_cat("expected a table, got ", toml_type_name(node)));
+  if (table == nullptr)
+    reader.fail("prices", str_cat("expected a table, got ", toml_type_name(node)));
   for (const auto& [model, entry] : *table) {
     const std::string prefix = str_cat("prices.", model.str());
     const auto* fields = entry.as_table();
@@ -138,7 +142,7 @@ void read_prices(const Reader& reader, const toml::node& node,
     for (const auto& [k, v] : *fields) {
       const std::string name(k.str());
       const std::string key = prefix + "." + name;
-      double* target = name == "prompt" ? &price.prompt
+      double* target = name == "prompt"       ? &price.prompt
                        : name == "completion" ? &price.completion
                                               : nullptr;
       if (target == nullptr) reader.fail(key, "unknown key (prompt or completion)");
@@ -199,7 +203,8 @@ void load_serve_config_file(const std::string& path, ServeConfig& config) {
        [&](auto& v, auto& k) {
          const auto* arr = v.as_array();
          if (arr == nullptr || !arr->is_array_of_tables()) {
-           reader.fail(k, str_cat("expected an array of tables ([[model]]), got ", toml_type_name(v)));
+           reader.fail(k,
+                       str_cat("expected an array of tables ([[model]]), got ", toml_type_name(v)));
          }
          out.models.clear();  // the file's models replace any given before
          for (size_t i = 0; i < arr->size(); ++i)
@@ -237,8 +242,8 @@ void validate_serve_config(const ServeConfig& config) {
   check_range("batch_size", config.batch_size, 1, int64_t{1} << 20);
   check_range("max_queue", config.max_queue, 0, int64_t{1} << 20);
   check_range("threads", config.threads, 0, 4096);
-  MUSE_CHECK(config.kv_type == "f32" || config.kv_type == "f16", "serve config: kv_type '",
-             config.kv_type, "' is not f32 or f16");
+  MUSE_CHECK(kv_type_from_name(config.kv_type).has_value(), "serve config: kv_type '",
+             config.kv_type, "' is not ", kKvTypeNames);
   MUSE_CHECK(config.max_body_bytes >= 1 && config.max_body_bytes <= (size_t{1} << 32),
              "serve config: max_body_bytes = ", config.max_body_bytes, " is out of range [1, ",
              size_t{1} << 32, "]");

@@ -19,9 +19,8 @@ constexpr const char* kChatMlTemplate =
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 DType parse_kv_type(const std::string& name) {
-  if (name == "f32") return DType::F32;
-  if (name == "f16") return DType::F16;
-  throw Error("kv_type must be f32 or f16, got '" + name + "'");
+  if (auto t = kv_type_from_name(name)) return *t;
+  throw Error("kv_type must be " + std::string(kKvTypeNames) + ", got '" + name + "'");
 }
 
 }  // namespace
@@ -69,8 +68,8 @@ std::unique_ptr<ServedModel> load_served_model(const ModelEntry& entry, const Se
     const std::string& encoders_path = entry.mmproj.empty() ? entry.path : entry.mmproj;
     MediaEncoders enc = entry.mmproj.empty() ? load_model_media_encoders(entry.path)
                                              : load_media_encoders(entry.mmproj);
-    for (int64_t width : {enc.vision ? enc.vision->n_embd_out() : 0,
-                          enc.audio ? enc.audio->n_embd_out() : 0})
+    for (int64_t width :
+         {enc.vision ? enc.vision->n_embd_out() : 0, enc.audio ? enc.audio->n_embd_out() : 0})
       MUSE_CHECK(width == 0 || width == served->model->config().n_embd, encoders_path,
                  ": the encoders give rows of width ", width, ", the model needs ",
                  served->model->config().n_embd);

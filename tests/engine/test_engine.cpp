@@ -151,31 +151,43 @@ class TestConstraint : public text::TokenConstraint {
 };
 
 // The two Decoder additions the engine's prefix reuse rests on.
+// Every KV cache type (their key blocks differ in size: copy_prefix copies whole
+// blocks).
 TEST(DecoderPrefix, TruncateAndCopyPrefixContinueLikeAFreshRun) {
   const Tokens ids = {5, 17, 300, 2, 99, 41, 7, 250, 13, 18, 19, 20, 21, 22, 23, 24, 25, 26};
-  Decoder ref(tiny_model(), {64, 1, 512, 2});
-  const std::vector<float> want = all_logits(ref, ids);
   const size_t V = 512;
-  Decoder d(tiny_model(), {64, 3, 512, 2});
-  std::vector<BatchItem> items;
-  for (size_t i = 0; i < ids.size(); ++i)
-    items.push_back({ids[i], static_cast<int32_t>(i), 0, false});
-  d.forward(items);
-  // Keep 17 positions (crosses a 16-position key block) and recompute the last one.
-  d.truncate(0, 17);
-  EXPECT_EQ(d.seq_length(0), 17);
-  d.copy_prefix(0, 2, 17);
-  EXPECT_EQ(d.seq_length(2), 17);
-  for (int32_t seq : {0, 2}) {
-    BatchItem last{ids[17], 17, seq, true};
-    auto out = d.forward(std::span<const BatchItem>(&last, 1));
-    for (size_t t = 0; t < V; ++t) ASSERT_NEAR(out[t], want[17 * V + t], 1e-4) << seq << " " << t;
+  for (DType kv : {DType::F32, DType::F16, DType::Q8_0}) {
+    DecoderOptions ro{64, 1, 512, 2};
+    ro.kv_type = kv;
+    Decoder ref(tiny_model(), ro);
+    const std::vector<float> want = all_logits(ref, ids);
+    DecoderOptions o{64, 3, 512, 2};
+    o.kv_type = kv;
+    Decoder d(tiny_model(), o);
+    std::vector<BatchItem> items;
+    for (size_t i = 0; i < ids.size(); ++i)
+      items.push_back({ids[i], static_cast<int32_t>(i), 0, false});
+    d.forward(items);
+    // Keep 17 positions (crosses a 16-position key block) and recompute the last one.
+    d.truncate(0, 17);
+    EXPECT_EQ(d.seq_length(0), 17);
+    d.copy_prefix(0, 2, 17);
+    EXPECT_EQ(d.seq_length(2), 17);
+    for (int32_t seq : {0, 2}) {
+      BatchItem last{ids[17], 17, seq, true};
+      auto out = d.forward(std::span<const BatchItem>(&last, 1));
+      for (size_t t = 0; t < V; ++t)
+        ASSERT_NEAR(out[t], want[17 * V + t], 1e-4) << dtype_name(kv) << " " << seq << " " << t;
+    }
   }
+  Decoder d(tiny_model(), {64, 3, 512, 2});
+  d.forward(std::vector<BatchItem>{
+      {5, 0, 0, false}, {17, 1, 0, false}, {300, 2, 0, false}, {2, 3, 0, false}});
   EXPECT_THROW(d.truncate(1, 1), Error);  // nothing cached
   EXPECT_THROW(d.truncate(0, -1), Error);
-  EXPECT_THROW(d.copy_prefix(0, 0, 3), Error);   // onto itself
-  EXPECT_THROW(d.copy_prefix(0, 1, 19), Error);  // more than cached
-  EXPECT_THROW(d.copy_prefix(0, 3, 1), Error);   // no sequence 3
+  EXPECT_THROW(d.copy_prefix(0, 0, 3), Error);  // onto itself
+  EXPECT_THROW(d.copy_prefix(0, 1, 5), Error);  // more than cached
+  EXPECT_THROW(d.copy_prefix(0, 3, 1), Error);  // no sequence 3
 }
 
 TEST(Engine, GreedyOutputEqualsGenerate) {

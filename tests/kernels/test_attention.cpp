@@ -6,7 +6,9 @@
 // their scalar versions, and the table-driven rotary embedding.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -35,65 +37,100 @@ std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
   return v;
 }
 
-// A cache of n_ctx positions in the kernel layout (f32 or f16), filled from
-// row-major keys and values; slots past the end hold huge garbage that must
-// stay masked.
+// A cache of n_ctx positions in the kernel layout, filled from row-major keys and
+// values; slots past the end hold huge garbage that must stay masked.
 struct Cache {
   int64_t hd, n_ctx;
-  bool f16;
+  KvElem k_elem, v_elem;
+  std::vector<float> keys, values;  // what was stored, row-major
   std::vector<uint8_t> k, v;
-  Cache(int64_t head_dim, int64_t ctx, uint32_t seed, bool half)
-      : hd(head_dim), n_ctx((ctx + 15) / 16 * 16), f16(half) {
-    const auto keys = random_values(static_cast<size_t>(n_ctx * hd), seed, 1.5f);
-    const auto values = random_values(static_cast<size_t>(n_ctx * hd), seed + 1);
-    const size_t bytes = static_cast<size_t>(n_ctx * hd) * (f16 ? 2 : 4);
-    k.assign(bytes, 0x7b);  // 0x7b7b: 6.5e4 as f16, 1.3e36 as f32
-    v.assign(bytes, 0);
+  Cache(int64_t head_dim, int64_t ctx, uint32_t seed, KvElem ke, KvElem ve)
+      : hd(head_dim), n_ctx((ctx + 15) / 16 * 16), k_elem(ke), v_elem(ve) {
+    keys = random_values(static_cast<size_t>(n_ctx * hd), seed, 1.5f);
+    values = random_values(static_cast<size_t>(n_ctx * hd), seed + 1);
+    // 0x7b: 6.5e4 as f16, 1.3e36 as f32, -5 x a 1.3e36 scale as Q8_0.
+    k.assign(static_cast<size_t>(attention_key_bytes(k_elem, hd, n_ctx)), 0x7b);
+    v.assign(static_cast<size_t>(attention_value_bytes(v_elem, hd, n_ctx)), 0);
     for (int64_t p = 0; p < ctx; ++p) {
-      attention_store_key(k.data(), hd, p, &keys[p * hd], f16);
-      attention_store_value(v.data(), hd, p, &values[p * hd], f16);
+      attention_store_key(k.data(), hd, p, &keys[p * hd], k_elem);
+      attention_store_value(v.data(), hd, p, &values[p * hd], v_elem);
     }
   }
-  AttnKv view() const { return {k.data(), v.data(), hd, f16}; }
+  AttnKv view() const { return {k.data(), v.data(), hd, k_elem, v_elem}; }
 };
+
+const char* elem_name(KvElem e) {
+  return e == KvElem::F32 ? "f32" : e == KvElem::F16 ? "f16" : "q8_0";
+}
 
 TEST(Attention, StoreLayout) {
   std::vector<float> cache(2 * 16 * 4, 0.0f);
   const float key[4] = {1, 2, 3, 4};
-  attention_store_key(cache.data(), 4, 17, key, false);  // block 1, lane 1
+  attention_store_key(cache.data(), 4, 17, key, KvElem::F32);  // block 1, lane 1
   EXPECT_EQ(cache[64 + 0 * 16 + 1], 1.0f);
   EXPECT_EQ(cache[64 + 3 * 16 + 1], 4.0f);
   std::vector<uint16_t> half(2 * 16 * 4, 0);
-  attention_store_key(half.data(), 4, 17, key, true);
+  attention_store_key(half.data(), 4, 17, key, KvElem::F16);
   EXPECT_EQ(half[64 + 3 * 16 + 1], 0x4400);  // 4.0 in f16
-  attention_store_value(half.data(), 4, 2, key, true);
+  attention_store_value(half.data(), 4, 2, key, KvElem::F16);
   EXPECT_EQ(half[2 * 4 + 1], 0x4000);  // 2.0
+}
+
+// Q8_0 keys: block 1 (position 17 = lane 1) starts at 18 * hd bytes; dimension d
+// sits at group d / 4, byte d % 4, biased by 128; the scale max|k| / 127 follows
+// the 16 * hd quant bytes.
+TEST(Attention, StoreLayoutQ8) {
+  const int64_t hd = 32;
+  std::vector<float> key(hd, 0.0f);
+  key[0] = 2.54f;   // the block's max: quantizes to 127, scale 0.02
+  key[5] = -1.0f;   // -50
+  key[31] = 0.01f;  // 0.5 rounds away from zero: 1
+  std::vector<uint8_t> cache(static_cast<size_t>(attention_key_bytes(KvElem::Q8_0, hd, 32)), 0);
+  ASSERT_EQ(cache.size(), 2u * 18 * hd);
+  attention_store_key(cache.data(), hd, 17, key.data(), KvElem::Q8_0);
+  const uint8_t* block = cache.data() + 18 * hd;
+  EXPECT_EQ(block[0 * 64 + 1 * 4 + 0], 128 + 127);
+  EXPECT_EQ(block[1 * 64 + 1 * 4 + 1], 128 - 50);
+  EXPECT_EQ(block[7 * 64 + 1 * 4 + 3], 128 + 1);
+  EXPECT_EQ(block[2 * 64 + 1 * 4 + 2], 128);
+  float scale;
+  std::memcpy(&scale, block + 16 * hd + 1 * 4, 4);
+  EXPECT_FLOAT_EQ(scale, 2.54f / 127);
+  EXPECT_EQ(block[0 * 64 + 0 * 4 + 0], 0);  // lane 0 untouched
 }
 
 // Two positions, one row: weights softmax([1, 3] * 0.5) on values [2, 6].
 TEST(Attention, KnownValues) {
   std::vector<float> k(16 * 2, 0.0f), v(16 * 2, 0.0f);
   const float k0[2] = {1, 0}, k1[2] = {3, 0};
-  attention_store_key(k.data(), 2, 0, k0, false);
-  attention_store_key(k.data(), 2, 1, k1, false);
+  attention_store_key(k.data(), 2, 0, k0, KvElem::F32);
+  attention_store_key(k.data(), 2, 1, k1, KvElem::F32);
   v[0] = 2;
   v[2] = 6;
   const float q[2] = {1, 5};
   float out[2];
   AttnRow row{q, out, 0, 1};
-  reference::attention({k.data(), v.data(), 2, false}, &row, 1, 0.5f);
+  reference::attention({k.data(), v.data(), 2, KvElem::F32, KvElem::F32}, &row, 1, 0.5f);
   const double w1 = std::exp(1.5) / (std::exp(0.5) + std::exp(1.5));
   EXPECT_NEAR(out[0], 2 * (1 - w1) + 6 * w1, 1e-6);
   EXPECT_NEAR(out[1], 0.0, 1e-7);
 }
 
+struct ElemCase {
+  KvElem k, v;
+};
+constexpr ElemCase kElemCases[] = {{KvElem::F32, KvElem::F32},  {KvElem::F16, KvElem::F16},
+                                   {KvElem::F32, KvElem::F16},  {KvElem::F16, KvElem::F32},
+                                   {KvElem::Q8_0, KvElem::F16}, {KvElem::Q8_0, KvElem::F32}};
+
 TEST(Attention, KernelsMatchReference) {
   for (Isa isa : supported_isas()) {
     const KernelTable& kt = kernels_for(isa);
     for (int64_t hd : {16, 32, 64, 128}) {
-      for (bool f16 : {false, true}) {
+      for (const ElemCase& ec : kElemCases) {
+        if (ec.k == KvElem::Q8_0 && hd % 32 != 0) continue;
         const int64_t ctx = 300;
-        const Cache cache(hd, ctx, static_cast<uint32_t>(hd), f16);
+        const Cache cache(hd, ctx, static_cast<uint32_t>(hd), ec.k, ec.v);
         // Visible ranges: causal prefixes ending inside/at block edges, sliding
         // windows, a single position, and empty.
         const std::pair<int32_t, int32_t> ranges[] = {{0, 0},    {0, 15},    {0, 16}, {0, 63},
@@ -114,13 +151,78 @@ TEST(Attention, KernelsMatchReference) {
             attention(kt, cache.view(), rows.data(), n_rows, 0.125f);
             for (size_t i = 0; i < out.size(); ++i)
               ASSERT_NEAR(out[i], ref[i], 2e-5 * (1 + std::fabs(ref[i])))
-                  << isa_name(isa) << " hd=" << hd << " f16=" << f16 << " rows=" << n_rows
-                  << " range#" << ri << " i=" << i;
+                  << isa_name(isa) << " hd=" << hd << " k=" << elem_name(ec.k)
+                  << " v=" << elem_name(ec.v) << " rows=" << n_rows << " range#" << ri
+                  << " i=" << i;
           }
         }
       }
     }
   }
+}
+
+// The Q8_0 key cache computes exact attention over the Q8_0-rounded keys and
+// query: the same rows over an f32 cache holding the dequantized keys (and with
+// the dequantized query) agree to float rounding; against the unrounded keys the
+// outputs move by a small fraction of the values' spread (a wrong scale, bias or
+// lane would move them by about 1).
+TEST(Attention, Q8KeysAreRoundedKeys) {
+  const int64_t hd = 64, ctx = 500;
+  const int n_rows = 7;
+  const float scale = 0.125f;
+  const Cache q8(hd, ctx, 3, KvElem::Q8_0, KvElem::F32);
+  const Cache exact(hd, ctx, 3, KvElem::F32, KvElem::F32);
+  // Dequantized keys and query, by the Q8_0 rule (d = max|x| / 127 per 32).
+  auto rounded = [](std::vector<float> x) {
+    for (size_t b = 0; b < x.size(); b += 32) {
+      float amax = 0;
+      for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const float d = amax / 127;
+      for (size_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::round(x[i] / d) : 0.0f;
+    }
+    return x;
+  };
+  Cache deq(hd, ctx, 3, KvElem::F32, KvElem::F32);
+  const std::vector<float> deq_keys = rounded(exact.keys);
+  for (int64_t p = 0; p < ctx; ++p)
+    attention_store_key(deq.k.data(), hd, p, &deq_keys[p * hd], KvElem::F32);
+  const std::vector<float> q = random_values(static_cast<size_t>(n_rows * hd), 11);
+  const std::vector<float> q_deq = rounded(q);
+  std::vector<float> out(static_cast<size_t>(n_rows * hd)), ref(out.size()), ref_deq(out.size());
+  std::vector<AttnRow> rows, ref_rows, deq_rows;
+  for (int r = 0; r < n_rows; ++r) {
+    const auto hi = static_cast<int32_t>(ctx - 1 - 50 * r);
+    rows.push_back({&q[r * hd], &out[r * hd], 0, hi});
+    ref_rows.push_back({&q[r * hd], &ref[r * hd], 0, hi});
+    deq_rows.push_back({&q_deq[r * hd], &ref_deq[r * hd], 0, hi});
+  }
+  attention(best_kernels(), q8.view(), rows.data(), n_rows, scale);
+  reference::attention(exact.view(), ref_rows.data(), n_rows, scale);
+  reference::attention(deq.view(), deq_rows.data(), n_rows, scale);
+  double max_err = 0, max_err_deq = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    max_err = std::max(max_err, std::fabs(double(out[i]) - ref[i]));
+    max_err_deq = std::max(max_err_deq, std::fabs(double(out[i]) - ref_deq[i]));
+  }
+  EXPECT_LT(max_err_deq, 1e-5);
+  EXPECT_LT(max_err, 0.03);
+  EXPECT_GT(max_err, 1e-4);  // the keys were rounded
+}
+
+TEST(Attention, QueryQ8) {
+  std::vector<float> q(64, 0.0f);
+  q[3] = -3.81f;  // block 0 max: -127, d 0.03
+  q[4] = 0.06f;   // 2
+  q[40] = 1.0f;   // block 1: 127, d 1/127
+  QueryQ8 out;
+  quantize_query_q8(q.data(), 64, out);
+  EXPECT_EQ(out.q[3], -127);
+  EXPECT_EQ(out.q[4], 2);
+  EXPECT_EQ(out.q[40], 127);
+  EXPECT_FLOAT_EQ(out.d[0], 0.03f);
+  EXPECT_FLOAT_EQ(out.d[1], 1.0f / 127);
+  EXPECT_EQ(out.bias[0], 128 * (-127 + 2));
+  EXPECT_EQ(out.bias[1], 128 * 127);
 }
 
 // ---- row ops ----------------------------------------------------------------------

@@ -91,6 +91,33 @@ TEST_P(DecoderArch, InterleavedSequencesMatchSeparateRuns) {
   }
 }
 
+// The rounded KV caches against the exact (f32) one over 40 positions (three key
+// blocks): f16 moves the logits a little, Q8_0 keys more (most where the model
+// sharpens attention: QK-norm scales); both must move them (the cache type is in
+// use) and stay close.
+TEST_P(DecoderArch, RoundedKvCachesStayCloseToExact) {
+  auto model = tiny(GetParam());
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i < 40; ++i) ids.push_back((i * 37 + 11) % 500);
+  Decoder exact(model, {64, 1, 512, 2});
+  const auto ref = run(exact, ids, 0);
+  const struct {
+    DType kv;
+    double tol;
+  } cases[] = {{DType::F16, 5e-3}, {DType::Q8_0, 8e-2}};
+  for (const auto& c : cases) {
+    DecoderOptions o{64, 1, 512, 2};
+    o.kv_type = c.kv;
+    Decoder d(model, o);
+    const double diff = max_diff(run(d, ids, 0), ref);
+    EXPECT_LE(diff, c.tol) << dtype_name(c.kv);
+    EXPECT_GT(diff, 0.0) << dtype_name(c.kv);
+  }
+  DecoderOptions bad{64, 1, 512, 2};
+  bad.kv_type = DType::Q4_0;
+  EXPECT_THROW(Decoder(model, bad), Error);
+}
+
 INSTANTIATE_TEST_SUITE_P(Archs, DecoderArch,
                          ::testing::Values("llama", "qwen2", "qwen3", "gemma3", "muse-glimmer"),
                          [](const auto& info) {

@@ -244,7 +244,7 @@ TEST(ServeConfig, ValidateErrors) {
       {"batch_size", [](ServeConfig& s) { s.batch_size = -4; }},
       {"max_queue", [](ServeConfig& s) { s.max_queue = -1; }},
       {"threads", [](ServeConfig& s) { s.threads = -2; }},
-      {"kv_type", [](ServeConfig& s) { s.kv_type = "q8_0"; }},
+      {"kv_type", [](ServeConfig& s) { s.kv_type = "q4_0"; }},
       {"max_body_bytes", [](ServeConfig& s) { s.max_body_bytes = 0; }},
       {"max_tokens_limit", [](ServeConfig& s) { s.max_tokens_limit = 0; }},
       {"max_messages", [](ServeConfig& s) { s.max_messages = 0; }},
