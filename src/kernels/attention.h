@@ -12,7 +12,8 @@
 // Elements are f32, or IEEE f16 (half the memory and bandwidth; each value
 // rounded to nearest once when stored).
 // Keys may instead be Q8_0 (llama.cpp's `-ctk q8_0`: blocks of 32 dimensions as
-// int8 with one scale, d = max|k| / 127, k = d * round(k / d)), for hd a multiple
+// int8 with one f32 scale, d = max|k| / 127, k = d * round(k / d), ties to
+// even), for hd a multiple
 // of 32. A 16-position block is then 18 * hd bytes: the quantized keys stored
 // biased (k + 128, as uint8) in groups of 4 dimensions, [hd/4][16 positions][4],
 // so one 64-byte line feeds an unsigned x signed 8-bit dot product of 4

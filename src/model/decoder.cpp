@@ -396,16 +396,11 @@ void Decoder::forward_chunk(std::span<const BatchItem> items, std::vector<float>
   if (c.final_logit_softcap > 0) k::softcap_inplace(lg, c.final_logit_softcap, n_out * c.n_vocab);
 }
 
-uint8_t* Decoder::k_base(int64_t layer, int64_t seq, int64_t kv_head) const {
+uint8_t* Decoder::kv_slice(const kernels::LargeBuffer& cache, size_t head_bytes, int64_t layer,
+                           int64_t seq, int64_t kv_head) const {
   const auto& c = config();
-  return k_cache_.data() +
-         static_cast<size_t>((layer * opt_.n_seq + seq) * c.n_head_kv + kv_head) * k_head_bytes_;
-}
-
-uint8_t* Decoder::v_base(int64_t layer, int64_t seq, int64_t kv_head) const {
-  const auto& c = config();
-  return v_cache_.data() +
-         static_cast<size_t>((layer * opt_.n_seq + seq) * c.n_head_kv + kv_head) * v_head_bytes_;
+  return cache.data() +
+         static_cast<size_t>((layer * opt_.n_seq + seq) * c.n_head_kv + kv_head) * head_bytes;
 }
 
 void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {

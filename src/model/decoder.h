@@ -87,9 +87,15 @@ class Decoder {
   void forward_chunk(std::span<const BatchItem> items, std::vector<float>& logits_out);
   void attention(int64_t layer, std::span<const BatchItem> items);
   void linear(const kernels::Linear& w, const float* x, int64_t n, float* y);
-  // Start of one (layer, sequence, kv head) slice of the key / value cache.
-  uint8_t* k_base(int64_t layer, int64_t seq, int64_t kv_head) const;
-  uint8_t* v_base(int64_t layer, int64_t seq, int64_t kv_head) const;
+  // Start of one (layer, sequence, kv head) slice of a cache of head_bytes slices.
+  uint8_t* kv_slice(const kernels::LargeBuffer& cache, size_t head_bytes, int64_t layer,
+                    int64_t seq, int64_t kv_head) const;
+  uint8_t* k_base(int64_t layer, int64_t seq, int64_t kv_head) const {
+    return kv_slice(k_cache_, k_head_bytes_, layer, seq, kv_head);
+  }
+  uint8_t* v_base(int64_t layer, int64_t seq, int64_t kv_head) const {
+    return kv_slice(v_cache_, v_head_bytes_, layer, seq, kv_head);
+  }
 
   // The matrices of one layer, repacked for the GEMM kernels where possible.
   struct LayerLinears {

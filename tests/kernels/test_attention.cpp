@@ -82,16 +82,16 @@ TEST(Attention, StoreLayout) {
 TEST(Attention, StoreLayoutQ8) {
   const int64_t hd = 32;
   std::vector<float> key(hd, 0.0f);
-  key[0] = 2.54f;   // the block's max: quantizes to 127, scale 0.02
-  key[5] = -1.0f;   // -50
-  key[31] = 0.01f;  // 0.5 rounds away from zero: 1
+  key[0] = 2.54f;    // the block's max: quantizes to 127, scale 0.02
+  key[5] = -1.0f;    // -50
+  key[31] = 0.031f;  // 1.55: 2
   std::vector<uint8_t> cache(static_cast<size_t>(attention_key_bytes(KvElem::Q8_0, hd, 32)), 0);
   ASSERT_EQ(cache.size(), 2u * 18 * hd);
   attention_store_key(cache.data(), hd, 17, key.data(), KvElem::Q8_0);
   const uint8_t* block = cache.data() + 18 * hd;
   EXPECT_EQ(block[0 * 64 + 1 * 4 + 0], 128 + 127);
   EXPECT_EQ(block[1 * 64 + 1 * 4 + 1], 128 - 50);
-  EXPECT_EQ(block[7 * 64 + 1 * 4 + 3], 128 + 1);
+  EXPECT_EQ(block[7 * 64 + 1 * 4 + 3], 128 + 2);
   EXPECT_EQ(block[2 * 64 + 1 * 4 + 2], 128);
   float scale;
   std::memcpy(&scale, block + 16 * hd + 1 * 4, 4);
@@ -178,7 +178,8 @@ TEST(Attention, Q8KeysAreRoundedKeys) {
       float amax = 0;
       for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
       const float d = amax / 127;
-      for (size_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::round(x[i] / d) : 0.0f;
+      for (size_t i = b; i < b + 32; ++i)
+        x[i] = d > 0 ? d * std::nearbyint(x[i] * (1.0f / d)) : 0.0f;
     }
     return x;
   };
