@@ -88,6 +88,7 @@ void register_float_neon(KernelTable& t) {
   // No packed GEMM kernels for NEON yet: the decoder keeps the vec_dot path,
   // which is faster than the scalar packed reference.
   t.gemm = {};
+  register_attention_neon(t);  // attention_neon.cpp
 }
 
 }  // namespace muse::kernels

@@ -102,5 +102,6 @@ void register_ops_avx2(KernelTable& t);
 void register_ops_avx512(KernelTable& t);
 void register_attention_avx2(KernelTable& t);
 void register_attention_avx512(KernelTable& t);
+void register_attention_neon(KernelTable& t);
 
 }  // namespace muse::kernels

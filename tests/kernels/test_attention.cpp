@@ -86,7 +86,7 @@ TEST(Attention, StoreLayoutQ8) {
   key[5] = -1.0f;    // -50
   key[31] = 0.031f;  // 1.55: 2
   std::vector<uint8_t> cache(static_cast<size_t>(attention_key_bytes(KvElem::Q8_0, hd, 32)), 0);
-  ASSERT_EQ(cache.size(), 2u * 18 * hd);
+  ASSERT_EQ(cache.size(), static_cast<size_t>(2 * 18 * hd));
   attention_store_key(cache.data(), hd, 17, key.data(), KvElem::Q8_0);
   const uint8_t* block = cache.data() + 18 * hd;
   EXPECT_EQ(block[0 * 64 + 1 * 4 + 0], 128 + 127);
