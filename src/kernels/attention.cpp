@@ -18,6 +18,10 @@ constexpr int64_t kQ8Block = 32;
 int64_t q8_block_bytes(int64_t head_dim) {
   return 18 * head_dim;
 }
+// Where dimension dim of the position in `lane` sits in its block.
+int64_t q8_quant_offset(int64_t dim, int64_t lane) {
+  return (dim / 4) * 64 + lane * 4 + dim % 4;
+}
 
 // Round to nearest, ties to even (as llama.cpp's SIMD quantizers do), without the
 // libm call of lround: adding and removing 1.5 x 2^23 leaves the rounded value
@@ -44,7 +48,7 @@ void store_q8_key(uint8_t* k_cache, int64_t hd, int64_t pos, const float* k) {
     scales[b * 16 + lane] = d;
     for (int64_t i = 0; i < kQ8Block; ++i) {
       const int64_t dim = b * kQ8Block + i;
-      block[(dim / 4) * 64 + lane * 4 + dim % 4] = static_cast<uint8_t>(round_q8(x[i], inv) + 128);
+      block[q8_quant_offset(dim, lane)] = static_cast<uint8_t>(round_q8(x[i], inv) + 128);
     }
   }
 }
@@ -91,7 +95,7 @@ void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const f
   }
 }
 
-void quantize_query_q8(const float* q, int64_t head_dim, QueryQ8& out) {
+void quantize_query_q8(const float* q, int64_t head_dim, float softmax_scale, QueryQ8& out) {
   for (int64_t b = 0; b < head_dim / kQ8Block; ++b) {
     const float* x = q + b * kQ8Block;
     const float d = q8_scale(x);
@@ -102,6 +106,7 @@ void quantize_query_q8(const float* q, int64_t head_dim, QueryQ8& out) {
       sum += out.q[b * kQ8Block + i];
     }
     out.d[b] = d;
+    out.d_scaled[b] = d * softmax_scale;
     out.bias[b] = 128 * sum;
   }
 }
@@ -122,7 +127,7 @@ float key_dot(const AttnKv& kv, const float* q, const QueryQ8& q8, int32_t p) {
     for (int64_t b = 0; b < hd / kQ8Block; ++b) {
       int32_t dot = 0;
       for (int64_t dim = b * kQ8Block; dim < (b + 1) * kQ8Block; ++dim)
-        dot += q8.q[dim] * (block[(dim / 4) * 64 + (p % 16) * 4 + dim % 4] - 128);
+        dot += q8.q[dim] * (block[q8_quant_offset(dim, p % 16)] - 128);
       s += static_cast<float>(dot) * q8.d[b] * scales[b * 16 + p % 16];
     }
     return s;
@@ -148,7 +153,7 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
       std::fill(row.out, row.out + hd, 0.0f);
       continue;
     }
-    if (kv.k_elem == KvElem::Q8_0) quantize_query_q8(row.q, hd, q8);
+    if (kv.k_elem == KvElem::Q8_0) quantize_query_q8(row.q, hd, 1.0f, q8);
     scores.resize(static_cast<size_t>(row.hi - row.lo + 1));
     double mx = -std::numeric_limits<double>::infinity();
     for (int32_t p = row.lo; p <= row.hi; ++p) {

@@ -69,15 +69,17 @@ void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const f
 
 // A query row quantized for a Q8_0 key cache: per 32-dimension block b, the
 // scale d[b] and 32 int8 values; `bias[b]` = 128 * sum of the block's values,
-// which removes the +128 of the stored keys from an unsigned x signed product.
+// which removes the +128 of the stored keys from an unsigned x signed product;
+// `d_scaled[b]` = d[b] x the softmax scale, as the kernels apply it.
 struct QueryQ8 {
   static constexpr int kMaxDim = 256;
   alignas(64) int8_t q[kMaxDim];
   float d[kMaxDim / 32];
+  float d_scaled[kMaxDim / 32];
   int32_t bias[kMaxDim / 32];
 };
 // Quantizes q (head_dim floats, head_dim a multiple of 32 up to 256).
-void quantize_query_q8(const float* q, int64_t head_dim, QueryQ8& out);
+void quantize_query_q8(const float* q, int64_t head_dim, float softmax_scale, QueryQ8& out);
 
 namespace reference {
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale);

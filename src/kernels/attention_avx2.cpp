@@ -5,11 +5,10 @@
 // online softmax, and the value accumulation 16 dimensions x all rows at a time.
 #include <immintrin.h>
 
-#include <array>
 #include <cstring>
-#include <utility>
 
 #include "kernels/attention.h"
+#include "kernels/attention_tiles.h"
 #include "kernels/kernel_table.h"
 #include "kernels/simd_avx2.h"
 
@@ -73,13 +72,11 @@ struct Q8Keys {
   struct Query {
     QueryQ8 q8;
     alignas(32) uint8_t abs[kMaxDim];
-    float d[kMaxDim / 32];  // d_q x softmax scale
   };
   static void prepare(const float* q, int64_t hd, float scale, Query& out) {
-    quantize_query_q8(q, hd, out.q8);
+    quantize_query_q8(q, hd, scale, out.q8);
     for (int64_t i = 0; i < hd; ++i)
       out.abs[i] = static_cast<uint8_t>(out.q8.q[i] < 0 ? -out.q8.q[i] : out.q8.q[i]);
-    for (int64_t b = 0; b < hd / 32; ++b) out.d[b] = out.q8.d[b] * scale;
   }
   static __m256i quad(const void* p) {
     int32_t v;
@@ -114,7 +111,7 @@ struct Q8Keys {
       }
       const __m256 ks0 = _mm256_loadu_ps(kd + b * 16), ks1 = _mm256_loadu_ps(kd + b * 16 + 8);
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m256 dq = _mm256_set1_ps(q[r].d[b]);
+        const __m256 dq = _mm256_set1_ps(q[r].q8.d_scaled[b]);
         out0[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0[r]), _mm256_mul_ps(ks0, dq), out0[r]);
         out1[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1[r]), _mm256_mul_ps(ks1, dq), out1[r]);
       }
@@ -215,37 +212,22 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
   }
 }
 
-using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
-using Tiles = std::array<TileFn, kMaxRows>;
-
-template <typename K, typename V, int... I>
-constexpr Tiles tiles(std::integer_sequence<int, I...>) {
-  return {&tile<K, V, I + 1>...};
-}
-
-template <typename K, typename V>
-constexpr Tiles kTiles = tiles<K, V>(std::make_integer_sequence<int, kMaxRows>());
-
-const Tiles& tiles_for(const AttnKv& kv) {
-  const bool v16 = kv.v_elem == KvElem::F16;
-  switch (kv.k_elem) {
-    case KvElem::F16:
-      return v16 ? kTiles<FloatKeys<F16Elems>, F16Elems> : kTiles<FloatKeys<F16Elems>, F32Elems>;
-    case KvElem::Q8_0:
-      return v16 ? kTiles<Q8Keys, F16Elems> : kTiles<Q8Keys, F32Elems>;
-    case KvElem::F32:
-      break;
+// The kernel's types for attention_tiles.h.
+struct Kernels {
+  static constexpr int kMaxRows = muse::kernels::kMaxRows;
+  template <typename K, typename V, int R>
+  static void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
+    kernels::tile<K, V, R>(kv, rows, scale);
   }
-  return v16 ? kTiles<FloatKeys<F32Elems>, F16Elems> : kTiles<FloatKeys<F32Elems>, F32Elems>;
-}
+  using F32Keys = FloatKeys<F32Elems>;
+  using F16Keys = FloatKeys<F16Elems>;
+  using Q8Keys = kernels::Q8Keys;
+  using F32Values = F32Elems;
+  using F16Values = F16Elems;
+};
 
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  const Tiles& t = tiles_for(kv);
-  const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
-  for (int i = 0; i < n_tiles; ++i) {
-    const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
-    t[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
-  }
+  attention_tiles::run<Kernels>(kv, rows, n_rows, scale);
 }
 
 }  // namespace

@@ -17,11 +17,10 @@
 
 #include <immintrin.h>
 
-#include <array>
 #include <cstring>
-#include <utility>
 
 #include "kernels/attention.h"
+#include "kernels/attention_tiles.h"
 #include "kernels/kernel_table.h"
 #include "kernels/simd_avx512.h"
 
@@ -80,13 +79,9 @@ struct FloatKeys {
 // query bytes; per 32-dimension block the integer sums lose the bias and are
 // scaled by d_k (16 positions) x d_q x softmax scale.
 struct Q8Keys {
-  struct Query {
-    QueryQ8 q8;
-    float d[kMaxDim / 32];  // d_q x softmax scale
-  };
+  using Query = QueryQ8;
   static void prepare(const float* q, int64_t hd, float scale, Query& out) {
-    quantize_query_q8(q, hd, out.q8);
-    for (int64_t b = 0; b < hd / 32; ++b) out.d[b] = out.q8.d[b] * scale;
+    quantize_query_q8(q, hd, scale, out);
   }
   static int32_t quad(const int8_t* p) {
     int32_t v;
@@ -104,13 +99,14 @@ struct Q8Keys {
       MUSE_UNROLL for (int g = 0; g < 8; ++g) {
         const __m512i kq = _mm512_loadu_si512(kb + (b * 8 + g) * 64);
         MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] =
-            _mm512_dpbusd_epi32(acc[r], kq, _mm512_set1_epi32(quad(&q[r].q8.q[b * 32 + g * 4])));
+            _mm512_dpbusd_epi32(acc[r], kq, _mm512_set1_epi32(quad(&q[r].q[b * 32 + g * 4])));
       }
       const __m512 kscale = _mm512_loadu_ps(kd + b * 16);
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
         const __m512 dot =
-            _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], _mm512_set1_epi32(q[r].q8.bias[b])));
-        out[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(kscale, _mm512_set1_ps(q[r].d[b])), out[r]);
+            _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], _mm512_set1_epi32(q[r].bias[b])));
+        out[r] =
+            _mm512_fmadd_ps(dot, _mm512_mul_ps(kscale, _mm512_set1_ps(q[r].d_scaled[b])), out[r]);
       }
     }
   }
@@ -221,38 +217,22 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
   }
 }
 
-using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
-using Tiles = std::array<TileFn, kMaxRows>;
-
-template <typename K, typename V, int... I>
-constexpr Tiles tiles(std::integer_sequence<int, I...>) {
-  return {&tile<K, V, I + 1>...};
-}
-
-template <typename K, typename V>
-constexpr Tiles kTiles = tiles<K, V>(std::make_integer_sequence<int, kMaxRows>());
-
-const Tiles& tiles_for(const AttnKv& kv) {
-  const bool v16 = kv.v_elem == KvElem::F16;
-  switch (kv.k_elem) {
-    case KvElem::F16:
-      return v16 ? kTiles<FloatKeys<F16Elems>, F16Elems> : kTiles<FloatKeys<F16Elems>, F32Elems>;
-    case KvElem::Q8_0:
-      return v16 ? kTiles<Q8Keys, F16Elems> : kTiles<Q8Keys, F32Elems>;
-    case KvElem::F32:
-      break;
+// The kernel's types for attention_tiles.h.
+struct Kernels {
+  static constexpr int kMaxRows = muse::kernels::kMaxRows;
+  template <typename K, typename V, int R>
+  static void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
+    kernels::tile<K, V, R>(kv, rows, scale);
   }
-  return v16 ? kTiles<FloatKeys<F32Elems>, F16Elems> : kTiles<FloatKeys<F32Elems>, F32Elems>;
-}
+  using F32Keys = FloatKeys<F32Elems>;
+  using F16Keys = FloatKeys<F16Elems>;
+  using Q8Keys = kernels::Q8Keys;
+  using F32Values = F32Elems;
+  using F16Values = F16Elems;
+};
 
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  const Tiles& t = tiles_for(kv);
-  // Even tiles (7 rows run as one tile, 9 as 5 + 4).
-  const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
-  for (int i = 0; i < n_tiles; ++i) {
-    const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
-    t[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
-  }
+  attention_tiles::run<Kernels>(kv, rows, n_rows, scale);
 }
 
 }  // namespace

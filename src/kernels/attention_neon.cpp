@@ -6,11 +6,10 @@
 // the value accumulation 16 dimensions x all rows at a time.
 #include <arm_neon.h>
 
-#include <array>
 #include <cstring>
-#include <utility>
 
 #include "kernels/attention.h"
+#include "kernels/attention_tiles.h"
 #include "kernels/kernel_table.h"
 
 namespace muse::kernels {
@@ -87,13 +86,9 @@ struct FloatKeys {
 // Q8_0 keys: the biased key bytes flipped back to signed (XOR 0x80), 4 dimensions
 // x 4 positions per 16-byte register, dotted with the query's 4 bytes repeated.
 struct Q8Keys {
-  struct Query {
-    QueryQ8 q8;
-    float d[kMaxDim / 32];  // d_q x softmax scale
-  };
+  using Query = QueryQ8;
   static void prepare(const float* q, int64_t hd, float scale, Query& out) {
-    quantize_query_q8(q, hd, out.q8);
-    for (int64_t b = 0; b < hd / 32; ++b) out.d[b] = out.q8.d[b] * scale;
+    quantize_query_q8(q, hd, scale, out);
   }
   static int8x16_t quad(const int8_t* p) {
     int32_t v;
@@ -130,13 +125,13 @@ struct Q8Keys {
         MUSE_UNROLL for (int i = 0; i < 4; ++i) kv[i] =
             vreinterpretq_s8_u8(veorq_u8(vld1q_u8(kg + 16 * i), flip));
         MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          const int8x16_t qq = quad(&q[r].q8.q[b * 32 + g * 4]);
+          const int8x16_t qq = quad(&q[r].q[b * 32 + g * 4]);
           MUSE_UNROLL for (int i = 0; i < 4; ++i) acc[r][i] = dot4(acc[r][i], kv[i], qq);
         }
       }
       MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i) out[r][i] =
           vfmaq_f32(out[r][i], vcvtq_f32_s32(acc[r][i]),
-                    vmulq_n_f32(vld1q_f32(kd + b * 16 + 4 * i), q[r].d[b]));
+                    vmulq_n_f32(vld1q_f32(kd + b * 16 + 4 * i), q[r].d_scaled[b]));
     }
   }
 };
@@ -224,37 +219,22 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
   }
 }
 
-using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
-using Tiles = std::array<TileFn, kMaxRows>;
-
-template <typename K, typename V, int... I>
-constexpr Tiles tiles(std::integer_sequence<int, I...>) {
-  return {&tile<K, V, I + 1>...};
-}
-
-template <typename K, typename V>
-constexpr Tiles kTiles = tiles<K, V>(std::make_integer_sequence<int, kMaxRows>());
-
-const Tiles& tiles_for(const AttnKv& kv) {
-  const bool v16 = kv.v_elem == KvElem::F16;
-  switch (kv.k_elem) {
-    case KvElem::F16:
-      return v16 ? kTiles<FloatKeys<F16Elems>, F16Elems> : kTiles<FloatKeys<F16Elems>, F32Elems>;
-    case KvElem::Q8_0:
-      return v16 ? kTiles<Q8Keys, F16Elems> : kTiles<Q8Keys, F32Elems>;
-    case KvElem::F32:
-      break;
+// The kernel's types for attention_tiles.h.
+struct Kernels {
+  static constexpr int kMaxRows = muse::kernels::kMaxRows;
+  template <typename K, typename V, int R>
+  static void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
+    kernels::tile<K, V, R>(kv, rows, scale);
   }
-  return v16 ? kTiles<FloatKeys<F32Elems>, F16Elems> : kTiles<FloatKeys<F32Elems>, F32Elems>;
-}
+  using F32Keys = FloatKeys<F32Elems>;
+  using F16Keys = FloatKeys<F16Elems>;
+  using Q8Keys = kernels::Q8Keys;
+  using F32Values = F32Elems;
+  using F16Values = F16Elems;
+};
 
 void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  const Tiles& t = tiles_for(kv);
-  const int n_tiles = (n_rows + kMaxRows - 1) / kMaxRows;
-  for (int i = 0; i < n_tiles; ++i) {
-    const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
-    t[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
-  }
+  attention_tiles::run<Kernels>(kv, rows, n_rows, scale);
 }
 
 }  // namespace

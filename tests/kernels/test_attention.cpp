@@ -216,12 +216,13 @@ TEST(Attention, QueryQ8) {
   q[4] = 0.06f;   // 2
   q[40] = 1.0f;   // block 1: 127, d 1/127
   QueryQ8 out;
-  quantize_query_q8(q.data(), 64, out);
+  quantize_query_q8(q.data(), 64, 0.5f, out);
   EXPECT_EQ(out.q[3], -127);
   EXPECT_EQ(out.q[4], 2);
   EXPECT_EQ(out.q[40], 127);
   EXPECT_FLOAT_EQ(out.d[0], 0.03f);
   EXPECT_FLOAT_EQ(out.d[1], 1.0f / 127);
+  EXPECT_FLOAT_EQ(out.d_scaled[1], 0.5f / 127);
   EXPECT_EQ(out.bias[0], 128 * (-127 + 2));
   EXPECT_EQ(out.bias[1], 128 * 127);
 }
