@@ -13,13 +13,11 @@
 // rounded to nearest once when stored).
 // Keys may instead be Q8_0 (llama.cpp's `-ctk q8_0`: blocks of 32 dimensions as
 // int8 with one f32 scale, d = max|k| / 127, k = d * round(k / d), ties to
-// even), for hd a multiple
-// of 32. A 16-position block is then 18 * hd bytes: the quantized keys stored
-// biased (k + 128, as uint8) in groups of 4 dimensions, [hd/4][16 positions][4],
-// so one 64-byte line feeds an unsigned x signed 8-bit dot product of 4
-// dimensions for 16 positions, followed by the scales as f32, [hd/32][16]. The
-// query is quantized the same way per row (Q8_0 of q), and a score is
-// sum over blocks of d_q * d_k * (integer dot product) — what llama.cpp computes
+// even), for hd a multiple of 32. A 16-position block is then 18 * hd bytes: the quantized keys
+// stored biased (k + 128, as uint8) in groups of 4 dimensions, [hd/4][16 positions][4], so one
+// 64-byte line feeds an unsigned x signed 8-bit dot product of 4 dimensions for 16 positions,
+// followed by the scales as f32, [hd/32][16]. The query is quantized the same way per row (Q8_0 of
+// q), and a score is sum over blocks of d_q * d_k * (integer dot product) — what llama.cpp computes
 // for a q8_0 key cache.
 // Plain declarations and data only (included by files built with ISA flags).
 #pragma once

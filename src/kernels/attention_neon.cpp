@@ -136,8 +136,14 @@ struct Q8Keys {
   }
 };
 
+// One tile of R query rows, keys in format K, values in format V.
 template <typename K, typename V, int R>
-void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
+struct Tile {
+  static void run(const AttnKv& kv, const AttnRow* rows, float scale);
+};
+
+template <typename K, typename V, int R>
+void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
   using T = typename V::T;
   const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
@@ -219,28 +225,10 @@ void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
   }
 }
 
-// The kernel's types for attention_tiles.h.
-struct Kernels {
-  static constexpr int kMaxRows = muse::kernels::kMaxRows;
-  template <typename K, typename V, int R>
-  static void tile(const AttnKv& kv, const AttnRow* rows, float scale) {
-    kernels::tile<K, V, R>(kv, rows, scale);
-  }
-  using F32Keys = FloatKeys<F32Elems>;
-  using F16Keys = FloatKeys<F16Elems>;
-  using Q8Keys = kernels::Q8Keys;
-  using F32Values = F32Elems;
-  using F16Values = F16Elems;
-};
-
-void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  attention_tiles::run<Kernels>(kv, rows, n_rows, scale);
-}
-
 }  // namespace
 
 void register_attention_neon(KernelTable& t) {
-  t.ops.attention = attention;
+  t.ops.attention = attention_tiles::run<kMaxRows, Tile, FloatKeys, Q8Keys, F32Elems, F16Elems>;
 }
 
 }  // namespace muse::kernels

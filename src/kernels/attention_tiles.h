@@ -4,11 +4,10 @@
 // types (internal linkage there), so no code compiled with one ISA's flags is
 // shared with another.
 //
-// `Isa` provides:
-//   kMaxRows                          most query rows per tile;
-//   template <K, V, R> tile(kv, rows, scale)   one tile of R rows;
-//   F32Keys, F16Keys, Q8Keys          key formats (tile's K);
-//   F32Values, F16Values              value formats (tile's V).
+// Parameters: MaxRows, the most query rows per tile; Tile<K, V, R>::run, one
+// tile of R rows with keys in format K and values in format V; FloatKeys<E>,
+// the key format of float elements E; Q8Keys; and the float element types
+// F32Elems, F16Elems (values, and keys through FloatKeys).
 #pragma once
 
 #include <array>
@@ -21,31 +20,36 @@ namespace muse::kernels::attention_tiles {
 
 using TileFn = void (*)(const AttnKv&, const AttnRow*, float);
 
-template <typename Isa>
-using Tiles = std::array<TileFn, Isa::kMaxRows>;
+template <int MaxRows>
+using Tiles = std::array<TileFn, MaxRows>;
 
-template <typename Isa, typename K, typename V, int... I>
-constexpr Tiles<Isa> make(std::integer_sequence<int, I...>) {
-  return {&Isa::template tile<K, V, I + 1>...};
+template <template <typename, typename, int> class Tile, typename K, typename V, int... I>
+constexpr Tiles<sizeof...(I)> make(std::integer_sequence<int, I...>) {
+  return {&Tile<K, V, I + 1>::run...};
 }
 
-template <typename Isa, typename K, typename V>
-constexpr Tiles<Isa> kTiles = make<Isa, K, V>(std::make_integer_sequence<int, Isa::kMaxRows>());
+template <int MaxRows, template <typename, typename, int> class Tile, typename K, typename V>
+constexpr Tiles<MaxRows> kTiles = make<Tile, K, V>(std::make_integer_sequence<int, MaxRows>());
 
-template <typename Isa, typename K>
-const Tiles<Isa>& with_values(const AttnKv& kv) {
-  return kv.v_elem == KvElem::F16 ? kTiles<Isa, K, typename Isa::F16Values>
-                                  : kTiles<Isa, K, typename Isa::F32Values>;
+template <int MaxRows, template <typename, typename, int> class Tile, typename K, typename F32Elems,
+          typename F16Elems>
+const Tiles<MaxRows>& with_values(const AttnKv& kv) {
+  return kv.v_elem == KvElem::F16 ? kTiles<MaxRows, Tile, K, F16Elems>
+                                  : kTiles<MaxRows, Tile, K, F32Elems>;
 }
 
-// Runs `rows` as even tiles (7 rows as one tile of 7 where kMaxRows >= 7; 9 as
-// 5 + 4 where it is 8).
-template <typename Isa>
+// The AttentionFn of an ISA: runs `rows` as even tiles (7 rows as one tile of 7
+// where MaxRows >= 7; 9 as 5 + 4 where it is 8).
+template <int MaxRows, template <typename, typename, int> class Tile,
+          template <typename> class FloatKeys, typename Q8Keys, typename F32Elems,
+          typename F16Elems>
 void run(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
-  const Tiles<Isa>& t = kv.k_elem == KvElem::Q8_0  ? with_values<Isa, typename Isa::Q8Keys>(kv)
-                        : kv.k_elem == KvElem::F16 ? with_values<Isa, typename Isa::F16Keys>(kv)
-                                                   : with_values<Isa, typename Isa::F32Keys>(kv);
-  const int n_tiles = (n_rows + Isa::kMaxRows - 1) / Isa::kMaxRows;
+  const Tiles<MaxRows>& t =
+      kv.k_elem == KvElem::Q8_0 ? with_values<MaxRows, Tile, Q8Keys, F32Elems, F16Elems>(kv)
+      : kv.k_elem == KvElem::F16
+          ? with_values<MaxRows, Tile, FloatKeys<F16Elems>, F32Elems, F16Elems>(kv)
+          : with_values<MaxRows, Tile, FloatKeys<F32Elems>, F32Elems, F16Elems>(kv);
+  const int n_tiles = (n_rows + MaxRows - 1) / MaxRows;
   for (int i = 0; i < n_tiles; ++i) {
     const int r0 = n_rows * i / n_tiles, r1 = n_rows * (i + 1) / n_tiles;
     t[static_cast<size_t>(r1 - r0 - 1)](kv, rows + r0, scale);
