@@ -127,10 +127,9 @@ void register_matmul(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_tok
 // the caches come from DRAM as in decoding, not from L2). `kv` names the cache
 // type as `muse bench --kv` does (q8_0: Q8_0 keys, f16 values).
 void register_attention(Isa isa, DType kv, int64_t n_ctx, int rows, int caches) {
-  const KvElem k_elem = kv == DType::Q8_0  ? KvElem::Q8_0
-                        : kv == DType::F16 ? KvElem::F16
-                                           : KvElem::F32;
-  const KvElem v_elem = kv == DType::F32 ? KvElem::F32 : KvElem::F16;
+  KvElems elems{};
+  if (!kv_elems_of(kv, elems)) return;
+  const KvElem k_elem = elems.k, v_elem = elems.v;
   const std::string label = "attention/" + std::string(dtype_name(kv)) + "/" +
                             std::string(isa_name(isa)) + "/ctx:" + std::to_string(n_ctx) +
                             "/rows:" + std::to_string(rows) + "/caches:" + std::to_string(caches);

@@ -55,6 +55,22 @@ void store_q8_key(uint8_t* k_cache, int64_t hd, int64_t pos, const float* k) {
 
 }  // namespace
 
+bool kv_elems_of(DType kv_type, KvElems& out) {
+  switch (kv_type) {
+    case DType::F32:
+      out = {KvElem::F32, KvElem::F32};
+      return true;
+    case DType::F16:
+      out = {KvElem::F16, KvElem::F16};
+      return true;
+    case DType::Q8_0:
+      out = {KvElem::Q8_0, KvElem::F16};
+      return true;
+    default:
+      return false;
+  }
+}
+
 int64_t attention_key_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
   switch (elem) {
     case KvElem::F32:

@@ -24,11 +24,21 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace muse::kernels {
 
 struct KernelTable;
 
 enum class KvElem : uint8_t { F32, F16, Q8_0 };  // Q8_0: keys only
+
+// The key and value element types of a KV cache type as the decoder names it
+// (DecoderOptions::kv_type): F32 -> f32/f32, F16 -> f16/f16, Q8_0 -> Q8_0 keys
+// with f16 values; false for any other type.
+struct KvElems {
+  KvElem k, v;
+};
+bool kv_elems_of(DType kv_type, KvElems& out);
 
 // Bytes of a key / value cache of n_ctx positions (a multiple of 16).
 int64_t attention_key_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx);

@@ -123,13 +123,11 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
 
   // KV cache: per layer, sequence and kv head, keys in 16-position transposed
   // blocks and values row by row (kernels/attention.h).
-  MUSE_CHECK(
-      opt_.kv_type == DType::F32 || opt_.kv_type == DType::F16 || opt_.kv_type == DType::Q8_0,
-      "KV cache type must be f32, f16 or q8_0, not ", dtype_name(opt_.kv_type));
-  k_elem_ = opt_.kv_type == DType::Q8_0  ? k::KvElem::Q8_0
-            : opt_.kv_type == DType::F16 ? k::KvElem::F16
-                                         : k::KvElem::F32;
-  v_elem_ = opt_.kv_type == DType::F32 ? k::KvElem::F32 : k::KvElem::F16;
+  k::KvElems elems;
+  MUSE_CHECK(k::kv_elems_of(opt_.kv_type, elems), "KV cache type must be ", kKvTypeNames, ", not ",
+             dtype_name(opt_.kv_type));
+  k_elem_ = elems.k;
+  v_elem_ = elems.v;
   MUSE_CHECK(k_elem_ != k::KvElem::Q8_0 || c.head_dim % 32 == 0,
              "a q8_0 key cache needs a head size that is a multiple of 32, not ", c.head_dim);
   n_ctx_alloc_ = (opt_.n_ctx + 15) / 16 * 16;
