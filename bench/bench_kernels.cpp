@@ -125,7 +125,7 @@ void register_matmul(DType t, Isa isa, int64_t rows, int64_t cols, int64_t n_tok
 // head over n_ctx cached positions of head_dim 64, on one thread, cycling through
 // `caches` separate caches (48 = the 24 layers x 2 KV heads of one 0.5B step, so
 // the caches come from DRAM as in decoding, not from L2). `kv` names the cache
-// type as `muse bench --kv` does (q8_0: Q8_0 keys, f16 values).
+// type as `muse bench --kv` does (q8_0: Q8_0 keys and values).
 void register_attention(Isa isa, DType kv, int64_t n_ctx, int rows, int caches) {
   KvElems elems{};
   if (!kv_elems_of(kv, elems)) return;

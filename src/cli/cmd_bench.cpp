@@ -31,7 +31,7 @@ Runner add_bench(CLI::App& app) {
   app.add_option("--reps", o->reps, "Repetitions (best is reported)");
   app.add_option("--kv", o->kv,
                  "KV cache type: f32 (default, exact), f16 (llama.cpp's default) or q8_0 "
-                 "(keys Q8_0, values f16: llama.cpp's -ctk q8_0)");
+                 "(keys and values Q8_0: llama.cpp's -ctk q8_0 -ctv q8_0)");
   app.add_flag("--json", o->json, "Print one JSON object");
   return [o] {
     MUSE_CHECK(o->prompt_tokens >= 0 && o->gen_tokens >= 0 && o->batch >= 1 && o->context >= 0 &&

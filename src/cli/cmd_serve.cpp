@@ -57,7 +57,7 @@ Runner add_serve(CLI::App& app) {
   auto* queue = app.add_option("--max-queue", o->cfg.max_queue, "Waiting requests before 503");
   auto* threads = app.add_option("--threads", o->cfg.threads, "Compute threads (0 = all cores)");
   auto* kv = app.add_option("--kv-type", o->cfg.kv_type,
-                            "KV cache type: f32|f16|q8_0 (q8_0: keys Q8_0, values f16)");
+                            "KV cache type: f32|f16|q8_0 (q8_0: keys and values Q8_0)");
   auto* body = app.add_option("--max-body-bytes", o->cfg.max_body_bytes, "Largest request body");
   auto* max_tokens = app.add_option("--max-tokens-limit", o->cfg.max_tokens_limit,
                                     "Largest max_tokens a request may ask for");

@@ -14,13 +14,17 @@ namespace {
 
 constexpr int64_t kQ8Block = 32;
 
-// Q8_0 key block of 16 positions: quants [hd/4][16][4], then scales [hd/32][16].
+// Q8_0 block of 16 positions: quants, then scales [hd/32][16].
 int64_t q8_block_bytes(int64_t head_dim) {
   return 18 * head_dim;
 }
-// Where dimension dim of the position in `lane` sits in its block.
-int64_t q8_quant_offset(int64_t dim, int64_t lane) {
+// Where dimension dim of the position in `lane` sits in its block: keys
+// [hd/4][16][4], values [4][hd][4].
+int64_t q8_key_offset(int64_t dim, int64_t lane) {
   return (dim / 4) * 64 + lane * 4 + dim % 4;
+}
+int64_t q8_value_offset(int64_t hd, int64_t dim, int64_t lane) {
+  return (lane / 4) * hd * 4 + dim * 4 + lane % 4;
 }
 
 // Round to nearest, ties to even (as llama.cpp's SIMD quantizers do), without the
@@ -37,19 +41,20 @@ float q8_scale(const float* x) {
   return amax / 127.0f;
 }
 
-void store_q8_key(uint8_t* k_cache, int64_t hd, int64_t pos, const float* k) {
-  uint8_t* block = k_cache + (pos / 16) * q8_block_bytes(hd);
+// Stores x (hd floats) as Q8_0 at position pos; the quant of dimension dim goes
+// to offset(dim, lane) of the position's block, plus `bias`.
+template <typename Offset>
+void store_q8(uint8_t* cache, int64_t hd, int64_t pos, const float* x, int bias, Offset offset) {
+  uint8_t* block = cache + (pos / 16) * q8_block_bytes(hd);
   float* scales = reinterpret_cast<float*>(block + 16 * hd);
   const int64_t lane = pos % 16;
   for (int64_t b = 0; b < hd / kQ8Block; ++b) {
-    const float* x = k + b * kQ8Block;
-    const float d = q8_scale(x);
+    const float* xb = x + b * kQ8Block;
+    const float d = q8_scale(xb);
     const float inv = d > 0.0f ? 1.0f / d : 0.0f;
     scales[b * 16 + lane] = d;
-    for (int64_t i = 0; i < kQ8Block; ++i) {
-      const int64_t dim = b * kQ8Block + i;
-      block[q8_quant_offset(dim, lane)] = static_cast<uint8_t>(round_q8(x[i], inv) + 128);
-    }
+    for (int64_t i = 0; i < kQ8Block; ++i)
+      block[offset(b * kQ8Block + i, lane)] = static_cast<uint8_t>(round_q8(xb[i], inv) + bias);
   }
 }
 
@@ -64,14 +69,15 @@ bool kv_elems_of(DType kv_type, KvElems& out) {
       out = {KvElem::F16, KvElem::F16};
       return true;
     case DType::Q8_0:
-      out = {KvElem::Q8_0, KvElem::F16};
+      out = {KvElem::Q8_0, KvElem::Q8_0};
       return true;
     default:
       return false;
   }
 }
 
-int64_t attention_key_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
+namespace {
+int64_t cache_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
   switch (elem) {
     case KvElem::F32:
       return n_ctx * head_dim * 4;
@@ -82,16 +88,21 @@ int64_t attention_key_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
   }
   return 0;
 }
+}  // namespace
+
+int64_t attention_key_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
+  return cache_bytes(elem, head_dim, n_ctx);
+}
 
 int64_t attention_value_bytes(KvElem elem, int64_t head_dim, int64_t n_ctx) {
-  return n_ctx * head_dim * (elem == KvElem::F16 ? 2 : 4);
+  return cache_bytes(elem, head_dim, n_ctx);
 }
 
 void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const float* k,
                          KvElem elem) {
   const int64_t at = (pos / 16) * head_dim * 16 + pos % 16;
   if (elem == KvElem::Q8_0) {
-    store_q8_key(static_cast<uint8_t*>(k_cache), head_dim, pos, k);
+    store_q8(static_cast<uint8_t*>(k_cache), head_dim, pos, k, 128, q8_key_offset);
   } else if (elem == KvElem::F16) {
     uint16_t* block = static_cast<uint16_t*>(k_cache) + at;
     for (int64_t d = 0; d < head_dim; ++d) block[d * 16] = f32_to_f16(k[d]);
@@ -103,7 +114,11 @@ void attention_store_key(void* k_cache, int64_t head_dim, int64_t pos, const flo
 
 void attention_store_value(void* v_cache, int64_t head_dim, int64_t pos, const float* v,
                            KvElem elem) {
-  if (elem == KvElem::F16) {
+  if (elem == KvElem::Q8_0) {
+    store_q8(
+        static_cast<uint8_t*>(v_cache), head_dim, pos, v, 0,
+        [head_dim](int64_t dim, int64_t lane) { return q8_value_offset(head_dim, dim, lane); });
+  } else if (elem == KvElem::F16) {
     uint16_t* row = static_cast<uint16_t*>(v_cache) + pos * head_dim;
     for (int64_t d = 0; d < head_dim; ++d) row[d] = f32_to_f16(v[d]);
   } else {
@@ -133,6 +148,16 @@ float element(const void* base, int64_t i, KvElem elem) {
                              : static_cast<const float*>(base)[i];
 }
 
+// Dimension d of the value at position p, dequantized.
+float value_at(const AttnKv& kv, int32_t p, int64_t d) {
+  const int64_t hd = kv.head_dim;
+  if (kv.v_elem != KvElem::Q8_0) return element(kv.v, p * hd + d, kv.v_elem);
+  const uint8_t* block = static_cast<const uint8_t*>(kv.v) + (p / 16) * q8_block_bytes(hd);
+  const float* scales = reinterpret_cast<const float*>(block + 16 * hd);
+  return scales[d / kQ8Block * 16 + p % 16] *
+         static_cast<float>(static_cast<int8_t>(block[q8_value_offset(hd, d, p % 16)]));
+}
+
 // q . k for position p, in the cache's own arithmetic.
 float key_dot(const AttnKv& kv, const float* q, const QueryQ8& q8, int32_t p) {
   const int64_t hd = kv.head_dim;
@@ -143,7 +168,7 @@ float key_dot(const AttnKv& kv, const float* q, const QueryQ8& q8, int32_t p) {
     for (int64_t b = 0; b < hd / kQ8Block; ++b) {
       int32_t dot = 0;
       for (int64_t dim = b * kQ8Block; dim < (b + 1) * kQ8Block; ++dim)
-        dot += q8.q[dim] * (block[q8_quant_offset(dim, p % 16)] - 128);
+        dot += q8.q[dim] * (block[q8_key_offset(dim, p % 16)] - 128);
       s += static_cast<float>(dot) * q8.d[b] * scales[b * 16 + p % 16];
     }
     return s;
@@ -184,8 +209,7 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
     }
     for (int32_t p = row.lo; p <= row.hi; ++p) {
       const double w = scores[static_cast<size_t>(p - row.lo)] / sum;
-      for (int64_t d = 0; d < hd; ++d)
-        acc[static_cast<size_t>(d)] += w * element(kv.v, p * hd + d, kv.v_elem);
+      for (int64_t d = 0; d < hd; ++d) acc[static_cast<size_t>(d)] += w * value_at(kv, p, d);
     }
     for (int64_t d = 0; d < hd; ++d) row.out[d] = static_cast<float>(acc[static_cast<size_t>(d)]);
   }

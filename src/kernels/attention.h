@@ -11,14 +11,26 @@
 //   values  row per position: [n_ctx][hd].
 // Elements are f32, or IEEE f16 (half the memory and bandwidth; each value
 // rounded to nearest once when stored).
-// Keys may instead be Q8_0 (llama.cpp's `-ctk q8_0`: blocks of 32 dimensions as
-// int8 with one f32 scale, d = max|k| / 127, k = d * round(k / d), ties to
-// even), for hd a multiple of 32. A 16-position block is then 18 * hd bytes: the quantized keys
-// stored biased (k + 128, as uint8) in groups of 4 dimensions, [hd/4][16 positions][4], so one
-// 64-byte line feeds an unsigned x signed 8-bit dot product of 4 dimensions for 16 positions,
-// followed by the scales as f32, [hd/32][16]. The query is quantized the same way per row (Q8_0 of
-// q), and a score is sum over blocks of d_q * d_k * (integer dot product) — what llama.cpp computes
-// for a q8_0 key cache.
+// Keys and values may instead be Q8_0 (llama.cpp's `-ctk q8_0 -ctv q8_0`:
+// blocks of 32 dimensions as int8 with one f32 scale, d = max|x| / 127,
+// x = d * round(x / d), ties to even), for hd a multiple of 32. A 16-position
+// block is then 18 * hd bytes: 16 * hd quant bytes, then the scales as f32,
+// [hd/32][16 positions].
+//   Q8_0 keys: the quants stored biased (k + 128, as uint8) in groups of 4
+//   dimensions, [hd/4][16 positions][4], so one 64-byte line feeds an unsigned x
+//   signed 8-bit dot product of 4 dimensions for 16 positions. The query is
+//   quantized the same way per row (Q8_0 of q), and a score is sum over blocks
+//   of d_q * d_k * (integer dot product) — what llama.cpp computes for a q8_0
+//   key cache.
+//   Q8_0 values: the quants (signed) in groups of 4 positions, [4][hd][4
+//   positions], so one 64-byte line holds 4 positions x 16 dimensions. The
+//   kernels multiply them by integer weights: per query row, tile of up to 64
+//   positions and 32-dimension block, w = p * d_v (probability times the value
+//   scale) rounded to 0..kValueWeightMax with one f32 scale, products summed in
+//   int32 (16-bit multiply-adds: vpdpwssd, vpmaddwd, smlal). The output is
+//   attention over the Q8_0-rounded values up to that rounding of the weights
+//   (at most 1/65534 of the tile's largest weight per position); the reference
+//   computes with the exact weights.
 // Plain declarations and data only (included by files built with ISA flags).
 #pragma once
 
@@ -30,11 +42,16 @@ namespace muse::kernels {
 
 struct KernelTable;
 
-enum class KvElem : uint8_t { F32, F16, Q8_0 };  // Q8_0: keys only
+enum class KvElem : uint8_t { F32, F16, Q8_0 };
+
+// The largest rounded weight of a Q8_0 value cache (above): 15 bits, so a
+// weight times a value byte (at most 127 in magnitude) and 64 such products
+// stay within int32.
+inline constexpr float kValueWeightMax = 32767.0f;
 
 // The key and value element types of a KV cache type as the decoder names it
-// (DecoderOptions::kv_type): F32 -> f32/f32, F16 -> f16/f16, Q8_0 -> Q8_0 keys
-// with f16 values; false for any other type.
+// (DecoderOptions::kv_type): F32 -> f32/f32, F16 -> f16/f16, Q8_0 -> Q8_0/Q8_0;
+// false for any other type.
 struct KvElems {
   KvElem k, v;
 };
@@ -49,8 +66,8 @@ struct AttnKv {
   const void* k;
   const void* v;
   int64_t head_dim;
-  KvElem k_elem;  // F32, F16 or Q8_0
-  KvElem v_elem;  // F32 or F16
+  KvElem k_elem;
+  KvElem v_elem;
 };
 
 // One query row: q (head_dim floats), the visible positions [lo, hi] (inclusive),

@@ -119,6 +119,105 @@ struct Q8Keys {
   }
 };
 
+// Values stored as floats (E): out = out * corr + p V, 16 dimensions x all rows
+// in registers.
+template <typename E>
+struct FloatValues {
+  template <int R>
+  static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
+                         const float* corr, float (*o)[kMaxDim]) {
+    const typename E::T* vc = static_cast<const typename E::T*>(v);
+    for (int64_t d = 0; d < hd; d += 16) {
+      __m256 o0[R], o1[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        const __m256 c = _mm256_set1_ps(corr[r]);
+        o0[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d]), c);
+        o1[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d + 8]), c);
+      }
+      const typename E::T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
+      for (int j = 0; j < n_pos; ++j, vrow += hd) {
+        const __m256 v0 = E::load(vrow), v1 = E::load(vrow + 8);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) {
+          const __m256 pj = _mm256_broadcast_ss(&s[r][j]);
+          o0[r] = _mm256_fmadd_ps(pj, v0, o0[r]);
+          o1[r] = _mm256_fmadd_ps(pj, v1, o1[r]);
+        }
+      }
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        _mm256_store_ps(&o[r][d], o0[r]);
+        _mm256_store_ps(&o[r][d + 8], o1[r]);
+      }
+    }
+  }
+};
+
+// Q8_0 values: per 32-dimension block, the weights p x d_v of each row rounded
+// to 16 bits (attention.h); the value bytes of 4 positions x 4 dimensions
+// widened to int16 and vpmaddwd adds 2 positions' products per lane (two lanes
+// per dimension, added once per tile); the integer sums are scaled once per
+// tile.
+struct Q8Values {
+  template <int R>
+  static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
+                         const float* corr, float (*o)[kMaxDim]) {
+    const uint8_t* vb = static_cast<const uint8_t*>(v) + static_cast<int64_t>(p0 / 16) * 18 * hd;
+    const int n_oct = (n_pos + 7) / 8, n_groups = (n_pos + 3) / 4;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t b = 0; b < hd / 32; ++b) {
+      alignas(32) int16_t w[R][kBlock];
+      float w_scale[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        __m256 wf[kBlock / 8];
+        __m256 mx = zero;
+        for (int i = 0; i < n_oct; ++i) {
+          const float* dv = reinterpret_cast<const float*>(vb + (i / 2) * 18 * hd + 16 * hd) +
+                            b * 16 + (i % 2) * 8;
+          const __m256 p = _mm256_load_ps(&s[r][8 * i]);
+          // p = 0 where the row sees nothing, whatever the unwritten scale there holds.
+          wf[i] = _mm256_and_ps(_mm256_mul_ps(p, _mm256_loadu_ps(dv)),
+                                _mm256_cmp_ps(p, zero, _CMP_NEQ_OQ));
+          mx = _mm256_max_ps(mx, wf[i]);
+        }
+        const float w_max = avx2::hmax(mx);
+        w_scale[r] = w_max / kValueWeightMax;
+        const __m256 inv = _mm256_set1_ps(w_max > 0.0f ? kValueWeightMax / w_max : 0.0f);
+        for (int i = 0; i < n_oct; ++i) {
+          const __m256i x = _mm256_cvtps_epi32(_mm256_mul_ps(wf[i], inv));
+          _mm_store_si128(
+              reinterpret_cast<__m128i*>(&w[r][8 * i]),
+              _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
+        }
+      }
+      for (int64_t d = b * 32; d < (b + 1) * 32; d += 8) {
+        __m256i a0[R], a1[R];
+        MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_si256();
+        for (int g = 0; g < n_groups; ++g) {
+          const uint8_t* vq = vb + (g / 4) * 18 * hd + (g % 4) * hd * 4 + d * 4;
+          const __m256i v0 =
+              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vq)));
+          const __m256i v1 =
+              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vq + 16)));
+          MUSE_UNROLL for (int r = 0; r < R; ++r) {
+            int64_t quad;
+            std::memcpy(&quad, &w[r][4 * g], 8);
+            const __m256i wq = _mm256_set1_epi64x(quad);
+            a0[r] = _mm256_add_epi32(a0[r], _mm256_madd_epi16(v0, wq));
+            a1[r] = _mm256_add_epi32(a1[r], _mm256_madd_epi16(v1, wq));
+          }
+        }
+        MUSE_UNROLL for (int r = 0; r < R; ++r) {
+          // Lane pairs added: dimensions 0 1 4 5 | 2 3 6 7, put in order.
+          const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a0[r], a1[r]), 0xD8);
+          float* od = &o[r][d];
+          _mm256_store_ps(
+              od, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(w_scale[r]),
+                                  _mm256_mul_ps(_mm256_load_ps(od), _mm256_set1_ps(corr[r]))));
+        }
+      }
+    }
+  }
+};
+
 // One tile of R query rows, keys in format K, values in format V.
 template <typename K, typename V, int R>
 struct Tile {
@@ -127,9 +226,9 @@ struct Tile {
 
 template <typename K, typename V, int R>
 void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
-  using T = typename V::T;
-  const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
+  const int64_t k_block = attention_tiles::prefetch_block_bytes(kv.k_elem, hd);
+  const int64_t v_block = attention_tiles::prefetch_block_bytes(kv.v_elem, hd);
   alignas(32) float o[R][kMaxDim];
   alignas(32) float s[R][kBlock];
   typename K::Query q[R];
@@ -150,6 +249,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     const int n_sub = (p1 - p0 + 15) / 16;
     for (int sub = 0; sub < n_sub; ++sub) {
       __m256 a0[R], a1[R];
+      attention_tiles::prefetch_ahead(kv, p0 + kBlock + 16 * sub, hi, k_block, v_block);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, a0, a1);
       const int32_t base = p0 + 16 * sub;
       const __m256i pos0 = _mm256_add_epi32(_mm256_set1_epi32(base), lane);
@@ -188,28 +288,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
       l[r] = l[r] * corr[r] + avx2::hsum(sum);
       m[r] = new_max;
     }
-    const int n_pos = p1 - p0;
-    for (int64_t d = 0; d < hd; d += 16) {
-      __m256 o0[R], o1[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m256 c = _mm256_set1_ps(corr[r]);
-        o0[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d]), c);
-        o1[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d + 8]), c);
-      }
-      const T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
-      for (int j = 0; j < n_pos; ++j, vrow += hd) {
-        const __m256 v0 = V::load(vrow), v1 = V::load(vrow + 8);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          const __m256 pj = _mm256_broadcast_ss(&s[r][j]);
-          o0[r] = _mm256_fmadd_ps(pj, v0, o0[r]);
-          o1[r] = _mm256_fmadd_ps(pj, v1, o1[r]);
-        }
-      }
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        _mm256_store_ps(&o[r][d], o0[r]);
-        _mm256_store_ps(&o[r][d + 8], o1[r]);
-      }
-    }
+    V::template accumulate<R>(kv.v, p0, p1 - p0, hd, s, corr, o);
   }
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     const __m256 inv = _mm256_set1_ps(l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
@@ -221,7 +300,8 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
 }  // namespace
 
 void register_attention_avx2(KernelTable& t) {
-  t.ops.attention = attention_tiles::run<kMaxRows, Tile, FloatKeys, Q8Keys, F32Elems, F16Elems>;
+  t.ops.attention = attention_tiles::run<kMaxRows, Tile, FloatKeys, Q8Keys, FloatValues, Q8Values,
+                                         F32Elems, F16Elems>;
 }
 
 }  // namespace muse::kernels

@@ -112,6 +112,114 @@ struct Q8Keys {
   }
 };
 
+// Values stored as floats (E): out = out * corr + p V, 32 dimensions x all rows
+// in registers, one FMA per position, dimension group and row.
+template <typename E>
+struct FloatValues {
+  template <int R>
+  static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
+                         const float* corr, float (*o)[kMaxDim]) {
+    const typename E::T* vc = static_cast<const typename E::T*>(v);
+    for (int64_t d = 0; d < hd; d += 32) {
+      const bool two = d + 16 < hd;
+      __m512 o0[R], o1[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        const __m512 c = _mm512_set1_ps(corr[r]);
+        o0[r] = _mm512_mul_ps(_mm512_load_ps(&o[r][d]), c);
+        o1[r] = two ? _mm512_mul_ps(_mm512_load_ps(&o[r][d + 16]), c) : _mm512_setzero_ps();
+      }
+      const typename E::T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
+      if (two) {
+        for (int j = 0; j < n_pos; ++j, vrow += hd) {
+          const __m512 v0 = E::load(vrow), v1 = E::load(vrow + 16);
+          MUSE_UNROLL for (int r = 0; r < R; ++r) {
+            const __m512 pj = _mm512_set1_ps(s[r][j]);
+            o0[r] = _mm512_fmadd_ps(pj, v0, o0[r]);
+            o1[r] = _mm512_fmadd_ps(pj, v1, o1[r]);
+          }
+        }
+      } else {
+        for (int j = 0; j < n_pos; ++j, vrow += hd) {
+          const __m512 v0 = E::load(vrow);
+          MUSE_UNROLL for (int r = 0; r < R; ++r) o0[r] =
+              _mm512_fmadd_ps(_mm512_set1_ps(s[r][j]), v0, o0[r]);
+        }
+      }
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        _mm512_store_ps(&o[r][d], o0[r]);
+        if (two) _mm512_store_ps(&o[r][d + 16], o1[r]);
+      }
+    }
+  }
+};
+
+// Q8_0 values: per 32-dimension block, the weights p x d_v of each row rounded
+// to 16 bits (attention.h); the value bytes of 4 positions x 8 dimensions
+// widened to int16 and one vpdpwssd adds 2 positions' products per lane (two
+// lanes per dimension, added once per tile); the integer sums are scaled once
+// per tile.
+struct Q8Values {
+  template <int R>
+  static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
+                         const float* corr, float (*o)[kMaxDim]) {
+    const uint8_t* vb = static_cast<const uint8_t*>(v) + static_cast<int64_t>(p0 / 16) * 18 * hd;
+    const int n_sub = (n_pos + 15) / 16, n_groups = (n_pos + 3) / 4;
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (int64_t b = 0; b < hd / 32; ++b) {
+      alignas(64) int16_t w[R][kBlock];
+      float w_scale[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        __m512 wf[kBlock / 16];
+        __m512 mx = zero;
+        for (int sub = 0; sub < n_sub; ++sub) {
+          const float* dv = reinterpret_cast<const float*>(vb + sub * 18 * hd + 16 * hd) + b * 16;
+          const __m512 p = _mm512_load_ps(&s[r][16 * sub]);
+          // p = 0 where the row sees nothing, whatever the unwritten scale there holds.
+          wf[sub] =
+              _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(p, zero, _CMP_NEQ_OQ), p, _mm512_loadu_ps(dv));
+          mx = _mm512_max_ps(mx, wf[sub]);
+        }
+        const float w_max = _mm512_reduce_max_ps(mx);
+        w_scale[r] = w_max / kValueWeightMax;
+        const __m512 inv = _mm512_set1_ps(w_max > 0.0f ? kValueWeightMax / w_max : 0.0f);
+        for (int sub = 0; sub < n_sub; ++sub)
+          _mm256_store_si256(
+              reinterpret_cast<__m256i*>(&w[r][16 * sub]),
+              _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(wf[sub], inv))));
+      }
+      for (int64_t d = b * 32; d < (b + 1) * 32; d += 16) {
+        __m512i a0[R], a1[R];
+        MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_si512();
+        for (int g = 0; g < n_groups; ++g) {
+          const uint8_t* vq = vb + (g / 4) * 18 * hd + (g % 4) * hd * 4 + d * 4;
+          const __m512i v0 =
+              _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vq)));
+          const __m512i v1 =
+              _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vq + 32)));
+          MUSE_UNROLL for (int r = 0; r < R; ++r) {
+            int64_t quad;
+            std::memcpy(&quad, &w[r][4 * g], 8);
+            const __m512i wq = _mm512_set1_epi64(quad);
+            a0[r] = _mm512_dpwssd_epi32(a0[r], v0, wq);
+            a1[r] = _mm512_dpwssd_epi32(a1[r], v1, wq);
+          }
+        }
+        MUSE_UNROLL for (int r = 0; r < R; ++r) {
+          const __m512i sum = _mm512_add_epi32(_mm512_permutex2var_epi32(a0[r], even, a1[r]),
+                                               _mm512_permutex2var_epi32(a0[r], odd, a1[r]));
+          float* od = &o[r][d];
+          _mm512_store_ps(
+              od, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(w_scale[r]),
+                                  _mm512_mul_ps(_mm512_load_ps(od), _mm512_set1_ps(corr[r]))));
+        }
+      }
+    }
+  }
+};
+
 // One tile of R query rows, keys in format K, values in format V.
 template <typename K, typename V, int R>
 struct Tile {
@@ -120,9 +228,9 @@ struct Tile {
 
 template <typename K, typename V, int R>
 void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
-  using T = typename V::T;
-  const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
+  const int64_t k_block = attention_tiles::prefetch_block_bytes(kv.k_elem, hd);
+  const int64_t v_block = attention_tiles::prefetch_block_bytes(kv.v_elem, hd);
   alignas(64) float o[R][kMaxDim];
   typename K::Query q[R];  // the query rows, prepared for the key format
   alignas(64) float s[R][kBlock];
@@ -147,6 +255,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     // Scores, 16 positions at a time.
     for (int sub = 0; sub < n_sub; ++sub) {
       __m512 sc[R];
+      attention_tiles::prefetch_ahead(kv, p0 + kBlock + 16 * sub, hi, k_block, v_block);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, sc);
       const int32_t first = p0 + 16 * sub;
       if (first >= max_lo && first + 15 <= min_hi) {  // every row sees all 16
@@ -183,38 +292,8 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
       l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(sum);
       m[r] = new_max;
     }
-    // out = out * corr + p V, 32 dimensions at a time for all rows.
-    const int n_pos = p1 - p0;
-    for (int64_t d = 0; d < hd; d += 32) {
-      const bool two = d + 16 < hd;
-      __m512 o0[R], o1[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m512 c = _mm512_set1_ps(corr[r]);
-        o0[r] = _mm512_mul_ps(_mm512_load_ps(&o[r][d]), c);
-        o1[r] = two ? _mm512_mul_ps(_mm512_load_ps(&o[r][d + 16]), c) : _mm512_setzero_ps();
-      }
-      const T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
-      if (two) {
-        for (int j = 0; j < n_pos; ++j, vrow += hd) {
-          const __m512 v0 = V::load(vrow), v1 = V::load(vrow + 16);
-          MUSE_UNROLL for (int r = 0; r < R; ++r) {
-            const __m512 pj = _mm512_set1_ps(s[r][j]);
-            o0[r] = _mm512_fmadd_ps(pj, v0, o0[r]);
-            o1[r] = _mm512_fmadd_ps(pj, v1, o1[r]);
-          }
-        }
-      } else {
-        for (int j = 0; j < n_pos; ++j, vrow += hd) {
-          const __m512 v0 = V::load(vrow);
-          MUSE_UNROLL for (int r = 0; r < R; ++r) o0[r] =
-              _mm512_fmadd_ps(_mm512_set1_ps(s[r][j]), v0, o0[r]);
-        }
-      }
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        _mm512_store_ps(&o[r][d], o0[r]);
-        if (two) _mm512_store_ps(&o[r][d + 16], o1[r]);
-      }
-    }
+    // out = out * corr + p V.
+    V::template accumulate<R>(kv.v, p0, p1 - p0, hd, s, corr, o);
   }
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     const __m512 inv = _mm512_set1_ps(l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
@@ -226,7 +305,8 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
 }  // namespace
 
 void register_attention_avx512(KernelTable& t) {
-  t.ops.attention = attention_tiles::run<kMaxRows, Tile, FloatKeys, Q8Keys, F32Elems, F16Elems>;
+  t.ops.attention = attention_tiles::run<kMaxRows, Tile, FloatKeys, Q8Keys, FloatValues, Q8Values,
+                                         F32Elems, F16Elems>;
 }
 
 }  // namespace muse::kernels

@@ -83,29 +83,32 @@ struct FloatKeys {
   }
 };
 
+// 4 bytes at p, repeated in all 4 lanes.
+int8x16_t quad(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+// Per lane: acc + the sum over 4 bytes of a x b.
+int32x4_t dot4(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, a, b);
+#else
+  // 16-bit products (at most 127 x 127 in magnitude), pairs added in 16 bits
+  // (fits), then widened pairwise into one sum per lane.
+  const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+  const int16x8_t hi = vmull_high_s8(a, b);
+  return vpadalq_s16(acc, vpaddq_s16(lo, hi));
+#endif
+}
+
 // Q8_0 keys: the biased key bytes flipped back to signed (XOR 0x80), 4 dimensions
 // x 4 positions per 16-byte register, dotted with the query's 4 bytes repeated.
 struct Q8Keys {
   using Query = QueryQ8;
   static void prepare(const float* q, int64_t hd, float scale, Query& out) {
     quantize_query_q8(q, hd, scale, out);
-  }
-  static int8x16_t quad(const int8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return vreinterpretq_s8_s32(vdupq_n_s32(v));
-  }
-  // Per position (4 lanes): the sum over 4 dimensions of k x q.
-  static int32x4_t dot4(int32x4_t acc, int8x16_t k, int8x16_t q) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return vdotq_s32(acc, k, q);
-#else
-    // 16-bit products (at most 127 x 127), pairs added in 16 bits (fits), then
-    // widened pairwise into one sum per position.
-    const int16x8_t lo = vmull_s8(vget_low_s8(k), vget_low_s8(q));
-    const int16x8_t hi = vmull_high_s8(k, q);
-    return vpadalq_s16(acc, vpaddq_s16(lo, hi));
-#endif
   }
   template <int R>
   static void scores(const void* k, int64_t block, int64_t hd, const Query* q,
@@ -136,6 +139,92 @@ struct Q8Keys {
   }
 };
 
+// Values stored as floats (E): out = out * corr + p V, 16 dimensions x all rows
+// in registers.
+template <typename E>
+struct FloatValues {
+  template <int R>
+  static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
+                         const float* corr, float (*o)[kMaxDim]) {
+    const typename E::T* vc = static_cast<const typename E::T*>(v);
+    for (int64_t d = 0; d < hd; d += 16) {
+      float32x4_t acc[R][4];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i) acc[r][i] =
+          vmulq_n_f32(vld1q_f32(&o[r][d + 4 * i]), corr[r]);
+      const typename E::T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
+      for (int j = 0; j < n_pos; ++j, vrow += hd) {
+        float32x4_t vv[4];
+        MUSE_UNROLL for (int i = 0; i < 4; ++i) vv[i] = E::load(vrow + 4 * i);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) {
+          const float pj = s[r][j];
+          MUSE_UNROLL for (int i = 0; i < 4; ++i) acc[r][i] = vfmaq_n_f32(acc[r][i], vv[i], pj);
+        }
+      }
+      MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i)
+          vst1q_f32(&o[r][d + 4 * i], acc[r][i]);
+    }
+  }
+};
+
+// Q8_0 values: per 32-dimension block, the weights p x d_v of each row rounded
+// to 16 bits (attention.h); vld4 splits 4 positions x 16 dimensions of value
+// bytes into one register per position, widened to int16 and multiplied by that
+// position's weight into 32-bit sums, scaled once per tile.
+struct Q8Values {
+  template <int R>
+  static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
+                         const float* corr, float (*o)[kMaxDim]) {
+    const uint8_t* vb = static_cast<const uint8_t*>(v) + static_cast<int64_t>(p0 / 16) * 18 * hd;
+    const int n_sub = (n_pos + 15) / 16, n_groups = (n_pos + 3) / 4;
+    for (int64_t b = 0; b < hd / 32; ++b) {
+      alignas(16) int16_t w[R][kBlock];
+      float w_scale[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) {
+        float32x4_t wf[kBlock / 4];
+        float32x4_t mx = vdupq_n_f32(0.0f);
+        for (int i = 0; i < n_sub * 4; ++i) {
+          const float* dv = reinterpret_cast<const float*>(vb + (i / 4) * 18 * hd + 16 * hd) +
+                            b * 16 + (i % 4) * 4;
+          const float32x4_t p = vld1q_f32(&s[r][4 * i]);
+          // p = 0 where the row sees nothing, whatever the unwritten scale there holds.
+          wf[i] = vreinterpretq_f32_u32(
+              vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(p, vld1q_f32(dv))), vceqzq_f32(p)));
+          mx = vmaxq_f32(mx, wf[i]);
+        }
+        const float w_max = vmaxvq_f32(mx);
+        w_scale[r] = w_max / kValueWeightMax;
+        const float inv = w_max > 0.0f ? kValueWeightMax / w_max : 0.0f;
+        for (int i = 0; i < n_sub * 4; ++i)
+          vst1_s16(&w[r][4 * i], vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(wf[i], inv))));
+      }
+      for (int64_t d = b * 32; d < (b + 1) * 32; d += 16) {
+        int32x4_t acc[R][4];
+        MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i) acc[r][i] =
+            vdupq_n_s32(0);
+        for (int g = 0; g < n_groups; ++g) {
+          const int8x16x4_t x = vld4q_s8(
+              reinterpret_cast<const int8_t*>(vb + (g / 4) * 18 * hd + (g % 4) * hd * 4 + d * 4));
+          MUSE_UNROLL for (int j = 0; j < 4; ++j) {
+            const int16x8_t lo = vmovl_s8(vget_low_s8(x.val[j])), hi = vmovl_high_s8(x.val[j]);
+            MUSE_UNROLL for (int r = 0; r < R; ++r) {
+              const int16_t wj = w[r][4 * g + j];
+              acc[r][0] = vmlal_n_s16(acc[r][0], vget_low_s16(lo), wj);
+              acc[r][1] = vmlal_high_n_s16(acc[r][1], lo, wj);
+              acc[r][2] = vmlal_n_s16(acc[r][2], vget_low_s16(hi), wj);
+              acc[r][3] = vmlal_high_n_s16(acc[r][3], hi, wj);
+            }
+          }
+        }
+        MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i) {
+          float* od = &o[r][d + 4 * i];
+          vst1q_f32(od, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(od), corr[r]), vcvtq_f32_s32(acc[r][i]),
+                                    w_scale[r]));
+        }
+      }
+    }
+  }
+};
+
 // One tile of R query rows, keys in format K, values in format V.
 template <typename K, typename V, int R>
 struct Tile {
@@ -144,9 +233,9 @@ struct Tile {
 
 template <typename K, typename V, int R>
 void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
-  using T = typename V::T;
-  const T* vc = static_cast<const T*>(kv.v);
   const int64_t hd = kv.head_dim;
+  const int64_t k_block = attention_tiles::prefetch_block_bytes(kv.k_elem, hd);
+  const int64_t v_block = attention_tiles::prefetch_block_bytes(kv.v_elem, hd);
   alignas(16) float o[R][kMaxDim];
   alignas(16) float s[R][kBlock];
   typename K::Query q[R];
@@ -168,6 +257,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     const int n_sub = (p1 - p0 + 15) / 16;
     for (int sub = 0; sub < n_sub; ++sub) {
       float32x4_t a[R][4];
+      attention_tiles::prefetch_ahead(kv, p0 + kBlock + 16 * sub, hi, k_block, v_block);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, a);
       const int32_t base = p0 + 16 * sub;
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
@@ -200,23 +290,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
       l[r] = l[r] * corr[r] + vaddvq_f32(sum);
       m[r] = new_max;
     }
-    const int n_pos = p1 - p0;
-    for (int64_t d = 0; d < hd; d += 16) {
-      float32x4_t acc[R][4];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i) acc[r][i] =
-          vmulq_n_f32(vld1q_f32(&o[r][d + 4 * i]), corr[r]);
-      const T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
-      for (int j = 0; j < n_pos; ++j, vrow += hd) {
-        float32x4_t vv[4];
-        MUSE_UNROLL for (int i = 0; i < 4; ++i) vv[i] = V::load(vrow + 4 * i);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          const float pj = s[r][j];
-          MUSE_UNROLL for (int i = 0; i < 4; ++i) acc[r][i] = vfmaq_n_f32(acc[r][i], vv[i], pj);
-        }
-      }
-      MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i)
-          vst1q_f32(&o[r][d + 4 * i], acc[r][i]);
-    }
+    V::template accumulate<R>(kv.v, p0, p1 - p0, hd, s, corr, o);
   }
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
@@ -228,7 +302,8 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
 }  // namespace
 
 void register_attention_neon(KernelTable& t) {
-  t.ops.attention = attention_tiles::run<kMaxRows, Tile, FloatKeys, Q8Keys, F32Elems, F16Elems>;
+  t.ops.attention = attention_tiles::run<kMaxRows, Tile, FloatKeys, Q8Keys, FloatValues, Q8Values,
+                                         F32Elems, F16Elems>;
 }
 
 }  // namespace muse::kernels

@@ -129,7 +129,7 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
   k_elem_ = elems.k;
   v_elem_ = elems.v;
   MUSE_CHECK(k_elem_ != k::KvElem::Q8_0 || c.head_dim % 32 == 0,
-             "a q8_0 key cache needs a head size that is a multiple of 32, not ", c.head_dim);
+             "a q8_0 KV cache needs a head size that is a multiple of 32, not ", c.head_dim);
   n_ctx_alloc_ = (opt_.n_ctx + 15) / 16 * 16;
   k_head_bytes_ = static_cast<size_t>(k::attention_key_bytes(k_elem_, c.head_dim, n_ctx_alloc_));
   v_head_bytes_ = static_cast<size_t>(k::attention_value_bytes(v_elem_, c.head_dim, n_ctx_alloc_));

@@ -25,8 +25,10 @@ struct DecoderOptions {
   int n_threads = 0;      // 0 = default_thread_count()
   // Element type of the KV cache: F32 (exact), F16 (half the memory and the
   // attention bandwidth at long context; keys and values rounded to f16), or
-  // Q8_0 (llama.cpp's `-ctk q8_0 -ctv f16`: keys in Q8_0 blocks, scored with
-  // 8-bit integer dot products against a Q8_0 copy of the query; values f16).
+  // Q8_0 (llama.cpp's `-ctk q8_0 -ctv q8_0`: keys and values in Q8_0 blocks,
+  // 0.56x the bytes of f16; keys scored with 8-bit integer dot products against
+  // a Q8_0 copy of the query, values weighted by 16-bit rounded probabilities;
+  // kernels/attention.h).
   DType kv_type = DType::F32;
 };
 
@@ -114,8 +116,8 @@ class Decoder {
   std::vector<std::vector<float>> rope_inv_freq_;  // distinct frequency tables
   std::vector<int64_t> rope_table_of_layer_;       // index into rope_inv_freq_
   // KV cache: per layer, [n_seq][n_head_kv] slices of n_ctx_alloc_ positions
-  // (n_ctx rounded up to 16) in the layouts of kernels/attention.h: values row by
-  // row, keys in 16-position transposed (or Q8_0) blocks.
+  // (n_ctx rounded up to 16) in the layouts of kernels/attention.h: float values
+  // row by row, keys and Q8_0 values in 16-position blocks.
   int64_t n_ctx_alloc_ = 0;
   kernels::KvElem k_elem_ = kernels::KvElem::F32, v_elem_ = kernels::KvElem::F32;
   size_t k_head_bytes_ = 0, v_head_bytes_ = 0;  // one (layer, sequence, kv head)

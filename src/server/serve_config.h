@@ -81,7 +81,7 @@ struct ServeConfig {
   int64_t batch_size = 512;
   int64_t max_queue = 64;
   int threads = 0;
-  std::string kv_type = "f32";  // f32 (exact), f16, or q8_0 (Q8_0 keys, f16 values)
+  std::string kv_type = "f32";  // f32 (exact), f16, or q8_0 (Q8_0 keys and values)
   size_t max_body_bytes = 32u << 20;
   int64_t max_tokens_limit = 32768;  // largest max_tokens a request may ask for
   int64_t max_messages = 1024;
