@@ -24,13 +24,14 @@
 //   key cache.
 //   Q8_0 values: the quants (signed) in groups of 4 positions, [4][hd][4
 //   positions], so one 64-byte line holds 4 positions x 16 dimensions. The
-//   kernels multiply them by integer weights: per query row, tile of up to 64
-//   positions and 32-dimension block, w = p * d_v (probability times the value
-//   scale) rounded to 0..kValueWeightMax with one f32 scale, products summed in
-//   int32 (16-bit multiply-adds: vpdpwssd, vpmaddwd, smlal). The output is
-//   attention over the Q8_0-rounded values up to that rounding of the weights
-//   (at most 1/65534 of the tile's largest weight per position); the reference
-//   computes with the exact weights.
+//   kernels multiply them by integer weights: per tile of up to 64 positions
+//   and 32-dimension block, w = p * d_v / max(d_v) (probability, at most 1,
+//   times the value scale over the tile's largest) rounded to
+//   0..kValueWeightMax, products summed in int32 (16-bit multiply-adds:
+//   vpdpwssd, vpmaddwd, smlal) and scaled by max(d_v) / kValueWeightMax once
+//   per tile. The output is attention over the Q8_0-rounded values up to that
+//   rounding of the weights (at most max|v| / 65534 per position); the
+//   reference computes with the exact weights.
 // Plain declarations and data only (included by files built with ISA flags).
 #pragma once
 

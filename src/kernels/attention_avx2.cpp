@@ -151,7 +151,7 @@ struct FloatValues {
   }
 };
 
-// Q8_0 values: per 32-dimension block, the weights p x d_v of each row rounded
+// Q8_0 values: per 32-dimension block, the weights p x d_v / max d_v rounded
 // to 16 bits (attention.h); the value bytes of 4 positions x 4 dimensions
 // widened to int16 and vpmaddwd adds 2 positions' products per lane (two lanes
 // per dimension, added once per tile); the integer sums are scaled once per
@@ -164,29 +164,27 @@ struct Q8Values {
     const int n_oct = (n_pos + 7) / 8, n_groups = (n_pos + 3) / 4;
     const __m256 zero = _mm256_setzero_ps();
     for (int64_t b = 0; b < hd / 32; ++b) {
+      // The tile's value scales (0 past its end, where the cache may hold
+      // anything), divided by their largest: the weights p x d_v / max d_v,
+      // with p <= 1, round into 0..kValueWeightMax with one scale per tile.
+      __m256 dv[kBlock / 8];
+      __m256 mx = zero;
+      for (int i = 0; i < n_oct; ++i) {
+        const float* d =
+            reinterpret_cast<const float*>(vb + (i / 2) * 18 * hd + 16 * hd) + b * 16 + (i % 2) * 8;
+        const int left = n_pos - 8 * i;
+        dv[i] = left >= 8 ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, avx2::tail_mask(left));
+        mx = _mm256_max_ps(mx, dv[i]);
+      }
+      const float dv_max = avx2::hmax(mx);
+      const __m256 w_scale = _mm256_set1_ps(dv_max / kValueWeightMax);
+      const __m256 inv = _mm256_set1_ps(dv_max > 0.0f ? kValueWeightMax / dv_max : 0.0f);
+      for (int i = 0; i < n_oct; ++i) dv[i] = _mm256_mul_ps(dv[i], inv);
       alignas(32) int16_t w[R][kBlock];
-      float w_scale[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        __m256 wf[kBlock / 8];
-        __m256 mx = zero;
-        for (int i = 0; i < n_oct; ++i) {
-          const float* dv = reinterpret_cast<const float*>(vb + (i / 2) * 18 * hd + 16 * hd) +
-                            b * 16 + (i % 2) * 8;
-          const __m256 p = _mm256_load_ps(&s[r][8 * i]);
-          // p = 0 where the row sees nothing, whatever the unwritten scale there holds.
-          wf[i] = _mm256_and_ps(_mm256_mul_ps(p, _mm256_loadu_ps(dv)),
-                                _mm256_cmp_ps(p, zero, _CMP_NEQ_OQ));
-          mx = _mm256_max_ps(mx, wf[i]);
-        }
-        const float w_max = avx2::hmax(mx);
-        w_scale[r] = w_max / kValueWeightMax;
-        const __m256 inv = _mm256_set1_ps(w_max > 0.0f ? kValueWeightMax / w_max : 0.0f);
-        for (int i = 0; i < n_oct; ++i) {
-          const __m256i x = _mm256_cvtps_epi32(_mm256_mul_ps(wf[i], inv));
-          _mm_store_si128(
-              reinterpret_cast<__m128i*>(&w[r][8 * i]),
-              _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
-        }
+      MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < n_oct; ++i) {
+        const __m256i x = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(&s[r][8 * i]), dv[i]));
+        _mm_store_si128(reinterpret_cast<__m128i*>(&w[r][8 * i]),
+                        _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
       }
       for (int64_t d = b * 32; d < (b + 1) * 32; d += 8) {
         __m256i a0[R], a1[R];
@@ -210,7 +208,7 @@ struct Q8Values {
           const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a0[r], a1[r]), 0xD8);
           float* od = &o[r][d];
           _mm256_store_ps(
-              od, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(w_scale[r]),
+              od, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), w_scale,
                                   _mm256_mul_ps(_mm256_load_ps(od), _mm256_set1_ps(corr[r]))));
         }
       }
@@ -249,7 +247,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     const int n_sub = (p1 - p0 + 15) / 16;
     for (int sub = 0; sub < n_sub; ++sub) {
       __m256 a0[R], a1[R];
-      attention_tiles::prefetch_ahead(kv, p0 + kBlock + 16 * sub, hi, k_block, v_block);
+      attention_tiles::prefetch_ahead(kv, p0 + 16 * sub, kBlock, hi, k_block, v_block);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, a0, a1);
       const int32_t base = p0 + 16 * sub;
       const __m256i pos0 = _mm256_add_epi32(_mm256_set1_epi32(base), lane);

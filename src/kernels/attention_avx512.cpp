@@ -153,7 +153,7 @@ struct FloatValues {
   }
 };
 
-// Q8_0 values: per 32-dimension block, the weights p x d_v of each row rounded
+// Q8_0 values: per 32-dimension block, the weights p x d_v / max d_v rounded
 // to 16 bits (attention.h); the value bytes of 4 positions x 8 dimensions
 // widened to int16 and one vpdpwssd adds 2 positions' products per lane (two
 // lanes per dimension, added once per tile); the integer sums are scaled once
@@ -169,27 +169,27 @@ struct Q8Values {
         _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int64_t b = 0; b < hd / 32; ++b) {
-      alignas(64) int16_t w[R][kBlock];
-      float w_scale[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        __m512 wf[kBlock / 16];
-        __m512 mx = zero;
-        for (int sub = 0; sub < n_sub; ++sub) {
-          const float* dv = reinterpret_cast<const float*>(vb + sub * 18 * hd + 16 * hd) + b * 16;
-          const __m512 p = _mm512_load_ps(&s[r][16 * sub]);
-          // p = 0 where the row sees nothing, whatever the unwritten scale there holds.
-          wf[sub] =
-              _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(p, zero, _CMP_NEQ_OQ), p, _mm512_loadu_ps(dv));
-          mx = _mm512_max_ps(mx, wf[sub]);
-        }
-        const float w_max = _mm512_reduce_max_ps(mx);
-        w_scale[r] = w_max / kValueWeightMax;
-        const __m512 inv = _mm512_set1_ps(w_max > 0.0f ? kValueWeightMax / w_max : 0.0f);
-        for (int sub = 0; sub < n_sub; ++sub)
-          _mm256_store_si256(
-              reinterpret_cast<__m256i*>(&w[r][16 * sub]),
-              _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(wf[sub], inv))));
+      // The tile's value scales (0 past its end, where the cache may hold
+      // anything), divided by their largest: the weights p x d_v / max d_v,
+      // with p <= 1, round into 0..kValueWeightMax with one scale per tile.
+      __m512 dv[kBlock / 16];
+      __m512 mx = zero;
+      for (int sub = 0; sub < n_sub; ++sub) {
+        const float* d = reinterpret_cast<const float*>(vb + sub * 18 * hd + 16 * hd) + b * 16;
+        const int left = n_pos - 16 * sub;
+        dv[sub] = left >= 16 ? _mm512_loadu_ps(d)
+                             : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), d);
+        mx = _mm512_max_ps(mx, dv[sub]);
       }
+      const float dv_max = _mm512_reduce_max_ps(mx);
+      const __m512 w_scale = _mm512_set1_ps(dv_max / kValueWeightMax);
+      const __m512 inv = _mm512_set1_ps(dv_max > 0.0f ? kValueWeightMax / dv_max : 0.0f);
+      for (int sub = 0; sub < n_sub; ++sub) dv[sub] = _mm512_mul_ps(dv[sub], inv);
+      alignas(64) int16_t w[R][kBlock];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) for (int sub = 0; sub < n_sub; ++sub)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(&w[r][16 * sub]),
+                             _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(
+                                 _mm512_mul_ps(_mm512_load_ps(&s[r][16 * sub]), dv[sub]))));
       for (int64_t d = b * 32; d < (b + 1) * 32; d += 16) {
         __m512i a0[R], a1[R];
         MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_si512();
@@ -212,7 +212,7 @@ struct Q8Values {
                                                _mm512_permutex2var_epi32(a0[r], odd, a1[r]));
           float* od = &o[r][d];
           _mm512_store_ps(
-              od, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(w_scale[r]),
+              od, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), w_scale,
                                   _mm512_mul_ps(_mm512_load_ps(od), _mm512_set1_ps(corr[r]))));
         }
       }
@@ -255,7 +255,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     // Scores, 16 positions at a time.
     for (int sub = 0; sub < n_sub; ++sub) {
       __m512 sc[R];
-      attention_tiles::prefetch_ahead(kv, p0 + kBlock + 16 * sub, hi, k_block, v_block);
+      attention_tiles::prefetch_ahead(kv, p0 + 16 * sub, kBlock, hi, k_block, v_block);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, sc);
       const int32_t first = p0 + 16 * sub;
       if (first >= max_lo && first + 15 <= min_hi) {  // every row sees all 16

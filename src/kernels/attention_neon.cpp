@@ -166,7 +166,7 @@ struct FloatValues {
   }
 };
 
-// Q8_0 values: per 32-dimension block, the weights p x d_v of each row rounded
+// Q8_0 values: per 32-dimension block, the weights p x d_v / max d_v rounded
 // to 16 bits (attention.h); vld4 splits 4 positions x 16 dimensions of value
 // bytes into one register per position, widened to int16 and multiplied by that
 // position's weight into 32-bit sums, scaled once per tile.
@@ -177,26 +177,31 @@ struct Q8Values {
     const uint8_t* vb = static_cast<const uint8_t*>(v) + static_cast<int64_t>(p0 / 16) * 18 * hd;
     const int n_sub = (n_pos + 15) / 16, n_groups = (n_pos + 3) / 4;
     for (int64_t b = 0; b < hd / 32; ++b) {
-      alignas(16) int16_t w[R][kBlock];
-      float w_scale[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        float32x4_t wf[kBlock / 4];
-        float32x4_t mx = vdupq_n_f32(0.0f);
-        for (int i = 0; i < n_sub * 4; ++i) {
-          const float* dv = reinterpret_cast<const float*>(vb + (i / 4) * 18 * hd + 16 * hd) +
-                            b * 16 + (i % 4) * 4;
-          const float32x4_t p = vld1q_f32(&s[r][4 * i]);
-          // p = 0 where the row sees nothing, whatever the unwritten scale there holds.
-          wf[i] = vreinterpretq_f32_u32(
-              vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(p, vld1q_f32(dv))), vceqzq_f32(p)));
-          mx = vmaxq_f32(mx, wf[i]);
+      // The tile's value scales (0 past its end, where the cache may hold
+      // anything), divided by their largest: the weights p x d_v / max d_v,
+      // with p <= 1, round into 0..kValueWeightMax with one scale per tile.
+      float32x4_t dv[kBlock / 4];
+      float32x4_t mx = vdupq_n_f32(0.0f);
+      for (int i = 0; i < n_sub * 4; ++i) {
+        const float* d =
+            reinterpret_cast<const float*>(vb + (i / 4) * 18 * hd + 16 * hd) + b * 16 + (i % 4) * 4;
+        const int left = n_pos - 4 * i;
+        if (left >= 4) {
+          dv[i] = vld1q_f32(d);
+        } else {
+          float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          for (int j = 0; j < left; ++j) part[j] = d[j];
+          dv[i] = vld1q_f32(part);
         }
-        const float w_max = vmaxvq_f32(mx);
-        w_scale[r] = w_max / kValueWeightMax;
-        const float inv = w_max > 0.0f ? kValueWeightMax / w_max : 0.0f;
-        for (int i = 0; i < n_sub * 4; ++i)
-          vst1_s16(&w[r][4 * i], vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(wf[i], inv))));
+        mx = vmaxq_f32(mx, dv[i]);
       }
+      const float dv_max = vmaxvq_f32(mx);
+      const float w_scale = dv_max / kValueWeightMax;
+      const float inv = dv_max > 0.0f ? kValueWeightMax / dv_max : 0.0f;
+      for (int i = 0; i < n_sub * 4; ++i) dv[i] = vmulq_n_f32(dv[i], inv);
+      alignas(16) int16_t w[R][kBlock];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < n_sub * 4; ++i) vst1_s16(
+          &w[r][4 * i], vqmovn_s32(vcvtnq_s32_f32(vmulq_f32(vld1q_f32(&s[r][4 * i]), dv[i]))));
       for (int64_t d = b * 32; d < (b + 1) * 32; d += 16) {
         int32x4_t acc[R][4];
         MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i) acc[r][i] =
@@ -218,7 +223,7 @@ struct Q8Values {
         MUSE_UNROLL for (int r = 0; r < R; ++r) for (int i = 0; i < 4; ++i) {
           float* od = &o[r][d + 4 * i];
           vst1q_f32(od, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(od), corr[r]), vcvtq_f32_s32(acc[r][i]),
-                                    w_scale[r]));
+                                    w_scale));
         }
       }
     }
@@ -257,7 +262,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     const int n_sub = (p1 - p0 + 15) / 16;
     for (int sub = 0; sub < n_sub; ++sub) {
       float32x4_t a[R][4];
-      attention_tiles::prefetch_ahead(kv, p0 + kBlock + 16 * sub, hi, k_block, v_block);
+      attention_tiles::prefetch_ahead(kv, p0 + 16 * sub, kBlock, hi, k_block, v_block);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, a);
       const int32_t base = p0 + 16 * sub;
       MUSE_UNROLL for (int r = 0; r < R; ++r) {

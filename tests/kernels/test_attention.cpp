@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/compare.h"
 #include "kernels/attention.h"
 #include "kernels/cpu_features.h"
 #include "kernels/kernel_table.h"
@@ -21,6 +22,8 @@
 
 namespace muse::kernels {
 namespace {
+
+using test::max_abs_diff;
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> isas;
@@ -69,12 +72,6 @@ std::vector<float> q8_rounded(std::vector<float> x) {
     for (size_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::nearbyint(x[i] * (1.0f / d)) : 0.0f;
   }
   return x;
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
 }
 
 const char* elem_name(KvElem e) {
