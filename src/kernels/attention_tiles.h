@@ -1,8 +1,8 @@
 // The part of every ISA's attention kernel that is not SIMD: picking the tile
-// function for the cache's key/value formats and splitting the rows into even
-// tiles. Templates only, instantiated by each attention_<isa>.cpp with its own
-// types (internal linkage there), so no code compiled with one ISA's flags is
-// shared with another.
+// function for the cache's key/value formats, splitting the rows into even
+// tiles, prefetching Q8_0 blocks. Templates (instantiated by each
+// attention_<isa>.cpp with its own types, internal linkage there) and static
+// helpers only, so no code compiled with one ISA's flags is shared with another.
 //
 // Parameters: MaxRows, the most query rows per tile; Tile<K, V, R>::run, one
 // tile of R rows with keys in format K and values in format V; FloatKeys<E> and
@@ -45,9 +45,13 @@ const Tiles<MaxRows>& with_values(const AttnKv& kv) {
                                     : kTiles<MaxRows, Tile, K, FloatValues<F32Elems>>;
 }
 
-// Both are always inlined: GCC finds an out-of-line function that only
-// prefetches free of side effects and deletes the calls.
-[[gnu::always_inline]] inline void prefetch_l2(const char* p) {
+// The helpers below are not templates, so they are `static`: each ISA file gets
+// its own copy, compiled with its own flags. The two prefetching ones are always
+// inlined (GCC finds an out-of-line function that only prefetches free of side
+// effects and deletes its calls) and use _mm_prefetch on x86, where GCC emits
+// prefetcht0 (into L1, no faster here than no prefetch) for any locality of
+// __builtin_prefetch.
+[[gnu::always_inline]] static inline void prefetch_l2(const char* p) {
 #if defined(__x86_64__)
   _mm_prefetch(p, _MM_HINT_T1);
 #else
@@ -59,7 +63,7 @@ const Tiles<MaxRows>& with_values(const AttnKv& kv) {
 // of use, 0 for float elements (read in address order, which the hardware
 // prefetchers follow; asking for them as well only cost time). Without it the
 // Q8_0 tiles ran about twice as slow from DRAM as from cache.
-inline int64_t prefetch_block_bytes(KvElem elem, int64_t head_dim) {
+static inline int64_t prefetch_block_bytes(KvElem elem, int64_t head_dim) {
   return elem == KvElem::Q8_0 ? attention_key_bytes(elem, head_dim, 16) : 0;
 }
 
@@ -69,8 +73,9 @@ inline int64_t prefetch_block_bytes(KvElem elem, int64_t head_dim) {
 // ahead, rather than one, measured 0.83-0.85x instead of 0.77-0.82x for the
 // decode step at 4096 positions against 128 (Q4_0 Qwen2.5-0.5B shapes, both
 // threads reading their caches at once); four were no better.
-[[gnu::always_inline]] inline void prefetch_ahead(const AttnKv& kv, int32_t pos, int tile,
-                                                  int32_t hi, int64_t k_block, int64_t v_block) {
+[[gnu::always_inline]] static inline void prefetch_ahead(const AttnKv& kv, int32_t pos, int tile,
+                                                         int32_t hi, int64_t k_block,
+                                                         int64_t v_block) {
   pos += 2 * tile;
   if (pos > hi) return;
   const char* k = static_cast<const char*>(kv.k) + (pos / 16) * k_block;
