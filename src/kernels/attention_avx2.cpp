@@ -225,18 +225,16 @@ struct Tile {
 template <typename K, typename V, int R>
 void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
   const int64_t hd = kv.head_dim;
-  const int64_t k_block = attention_tiles::prefetch_block_bytes(kv.k_elem, hd);
-  const int64_t v_block = attention_tiles::prefetch_block_bytes(kv.v_elem, hd);
+  const attention_tiles::PrefetchBlocks prefetch = attention_tiles::prefetch_blocks(kv);
   alignas(32) float o[R][kMaxDim];
   alignas(32) float s[R][kBlock];
   typename K::Query q[R];
   float m[R], l[R], corr[R];
-  int32_t lo = rows[0].lo, hi = rows[0].hi;
+  const attention_tiles::RowSpan span = attention_tiles::span_of(rows, R);
+  const int32_t lo = span.lo, hi = span.hi;
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     m[r] = -__builtin_inff();
     l[r] = 0.0f;
-    lo = rows[r].lo < lo ? rows[r].lo : lo;
-    hi = rows[r].hi > hi ? rows[r].hi : hi;
     for (int64_t d = 0; d < hd; d += 8) _mm256_store_ps(&o[r][d], _mm256_setzero_ps());
     K::prepare(rows[r].q, hd, scale, q[r]);
   }
@@ -247,7 +245,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     const int n_sub = (p1 - p0 + 15) / 16;
     for (int sub = 0; sub < n_sub; ++sub) {
       __m256 a0[R], a1[R];
-      attention_tiles::prefetch_ahead(kv, p0 + 16 * sub, kBlock, hi, k_block, v_block);
+      attention_tiles::prefetch_ahead(kv, prefetch, p0 + 16 * sub, kBlock, hi);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, a0, a1);
       const int32_t base = p0 + 16 * sub;
       const __m256i pos0 = _mm256_add_epi32(_mm256_set1_epi32(base), lane);

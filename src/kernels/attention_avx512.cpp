@@ -229,21 +229,15 @@ struct Tile {
 template <typename K, typename V, int R>
 void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
   const int64_t hd = kv.head_dim;
-  const int64_t k_block = attention_tiles::prefetch_block_bytes(kv.k_elem, hd);
-  const int64_t v_block = attention_tiles::prefetch_block_bytes(kv.v_elem, hd);
+  const attention_tiles::PrefetchBlocks prefetch = attention_tiles::prefetch_blocks(kv);
   alignas(64) float o[R][kMaxDim];
   typename K::Query q[R];  // the query rows, prepared for the key format
   alignas(64) float s[R][kBlock];
   float m[R], l[R], corr[R];
-  int32_t lo = rows[0].lo, hi = rows[0].hi;
-  int32_t max_lo = lo, min_hi = hi;  // positions every row sees: [max_lo, min_hi]
+  const auto [lo, hi, max_lo, min_hi] = attention_tiles::span_of(rows, R);
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     m[r] = -__builtin_inff();
     l[r] = 0.0f;
-    lo = rows[r].lo < lo ? rows[r].lo : lo;
-    hi = rows[r].hi > hi ? rows[r].hi : hi;
-    max_lo = rows[r].lo > max_lo ? rows[r].lo : max_lo;
-    min_hi = rows[r].hi < min_hi ? rows[r].hi : min_hi;
     for (int64_t d = 0; d < hd; d += 16) _mm512_store_ps(&o[r][d], _mm512_setzero_ps());
     K::prepare(rows[r].q, hd, scale, q[r]);
   }
@@ -255,7 +249,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     // Scores, 16 positions at a time.
     for (int sub = 0; sub < n_sub; ++sub) {
       __m512 sc[R];
-      attention_tiles::prefetch_ahead(kv, p0 + 16 * sub, kBlock, hi, k_block, v_block);
+      attention_tiles::prefetch_ahead(kv, prefetch, p0 + 16 * sub, kBlock, hi);
       K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, sc);
       const int32_t first = p0 + 16 * sub;
       if (first >= max_lo && first + 15 <= min_hi) {  // every row sees all 16

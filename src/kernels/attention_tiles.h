@@ -59,12 +59,34 @@ const Tiles<MaxRows>& with_values(const AttnKv& kv) {
 #endif
 }
 
-// Software prefetching of Q8_0 blocks: bytes per 16 positions to ask for ahead
-// of use, 0 for float elements (read in address order, which the hardware
-// prefetchers follow; asking for them as well only cost time). Without it the
-// Q8_0 tiles ran about twice as slow from DRAM as from cache.
-static inline int64_t prefetch_block_bytes(KvElem elem, int64_t head_dim) {
-  return elem == KvElem::Q8_0 ? attention_key_bytes(elem, head_dim, 16) : 0;
+// The positions a tile of rows visits: [lo, hi] holds every row's range;
+// [max_lo, min_hi] are the positions every row sees (empty if max_lo > min_hi).
+struct RowSpan {
+  int32_t lo, hi, max_lo, min_hi;
+};
+static inline RowSpan span_of(const AttnRow* rows, int n_rows) {
+  RowSpan s{rows[0].lo, rows[0].hi, rows[0].lo, rows[0].hi};
+  for (int r = 1; r < n_rows; ++r) {
+    s.lo = rows[r].lo < s.lo ? rows[r].lo : s.lo;
+    s.hi = rows[r].hi > s.hi ? rows[r].hi : s.hi;
+    s.max_lo = rows[r].lo > s.max_lo ? rows[r].lo : s.max_lo;
+    s.min_hi = rows[r].hi < s.min_hi ? rows[r].hi : s.min_hi;
+  }
+  return s;
+}
+
+// Software prefetching of Q8_0 blocks: the key and value bytes per 16 positions
+// to ask for ahead of use, 0 for float elements (read in address order, which
+// the hardware prefetchers follow; asking for them as well only cost time).
+// Without it the Q8_0 tiles ran about twice as slow from DRAM as from cache.
+struct PrefetchBlocks {
+  int64_t k, v;
+};
+static inline PrefetchBlocks prefetch_blocks(const AttnKv& kv) {
+  auto bytes = [&kv](KvElem elem) {
+    return elem == KvElem::Q8_0 ? attention_key_bytes(elem, kv.head_dim, 16) : 0;
+  };
+  return {bytes(kv.k_elem), bytes(kv.v_elem)};
 }
 
 // Asks for the Q8_0 keys and values of the 16 positions that come two tiles
@@ -73,15 +95,15 @@ static inline int64_t prefetch_block_bytes(KvElem elem, int64_t head_dim) {
 // ahead, rather than one, measured 0.83-0.85x instead of 0.77-0.82x for the
 // decode step at 4096 positions against 128 (Q4_0 Qwen2.5-0.5B shapes, both
 // threads reading their caches at once); four were no better.
-[[gnu::always_inline]] static inline void prefetch_ahead(const AttnKv& kv, int32_t pos, int tile,
-                                                         int32_t hi, int64_t k_block,
-                                                         int64_t v_block) {
+[[gnu::always_inline]] static inline void prefetch_ahead(const AttnKv& kv,
+                                                         const PrefetchBlocks& blocks, int32_t pos,
+                                                         int tile, int32_t hi) {
   pos += 2 * tile;
   if (pos > hi) return;
-  const char* k = static_cast<const char*>(kv.k) + (pos / 16) * k_block;
-  const char* v = static_cast<const char*>(kv.v) + (pos / 16) * v_block;
-  for (int64_t i = 0; i < k_block; i += 64) prefetch_l2(k + i);
-  for (int64_t i = 0; i < v_block; i += 64) prefetch_l2(v + i);
+  const char* k = static_cast<const char*>(kv.k) + (pos / 16) * blocks.k;
+  const char* v = static_cast<const char*>(kv.v) + (pos / 16) * blocks.v;
+  for (int64_t i = 0; i < blocks.k; i += 64) prefetch_l2(k + i);
+  for (int64_t i = 0; i < blocks.v; i += 64) prefetch_l2(v + i);
 }
 
 // The AttentionFn of an ISA: runs `rows` as even tiles (7 rows as one tile of 7
