@@ -122,7 +122,8 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
              " cannot be read");
 
   // KV cache: per layer, sequence and kv head, keys in 16-position transposed
-  // blocks and values row by row (kernels/attention.h).
+  // (or Q8_0) blocks, float values row by row and Q8_0 values in 16-position
+  // blocks (kernels/attention.h).
   k::KvElems elems;
   MUSE_CHECK(k::kv_elems_of(opt_.kv_type, elems), "KV cache type must be ", kKvTypeNames, ", not ",
              dtype_name(opt_.kv_type));
