@@ -95,7 +95,8 @@ TEST_P(PackedGemm, MatchesUnpackedReference) {
       is_float ? std::vector<int64_t>{5, 64, 300} : std::vector<int64_t>{block, 3 * block};
   uint32_t seed = 100;
   for (int64_t cols : cols_list) {
-    for (int64_t rows : {1, 16, 37}) {
+    // Last groups of 1, 16, 12 (both 8-row halves, part of the second) and 5 rows.
+    for (int64_t rows : {1, 16, 28, 37}) {
       const Matrix w = make_matrix(type, rows, cols, seed++);
       const PackedMatrix packed = PackedMatrix::pack(w.view);
       EXPECT_EQ(packed.groups(), (rows + 15) / 16);
