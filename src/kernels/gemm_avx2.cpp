@@ -31,7 +31,7 @@ struct Tile {
   GemmActs acts;     // at the tile's first token
   float* y;          // output of the first token, first row of the half
   int64_t ldy;
-  int rows;  // rows of this half to store (8, or fewer in the last group)
+  int rows;  // rows to store: of this half (<= 8), or of the group (<= 16) if kBothHalves
 };
 
 inline __m256i bcast32(const int8_t* p) {
