@@ -69,14 +69,15 @@ inline void store_rows(float* y, __m256 v, int rows) {
   for (int r = 0; r < rows; ++r) y[r] = tmp[r];
 }
 
-// Stores the sums of both halves of a group (kBothHalves kernels), T tokens.
+// Stores token t's sums of both halves of a group (kBothHalves kernels).
+inline void store_group(const Tile& c, int t, __m256 lo, __m256 hi) {
+  store_rows(c.y + t * c.ldy, lo, c.rows < 8 ? c.rows : 8);
+  if (c.rows > 8) store_rows(c.y + t * c.ldy + 8, hi, c.rows - 8);
+}
 template <int T>
-inline void store_both_halves(const Tile& c, const float (*acc)[T][8]) {
-  const int rows_hi = c.rows > 8 ? c.rows - 8 : 0;
-  MUSE_UNROLL for (int t = 0; t < T; ++t) {
-    store_rows(c.y + t * c.ldy, _mm256_load_ps(acc[0][t]), c.rows < 8 ? c.rows : 8);
-    if (rows_hi > 0) store_rows(c.y + t * c.ldy + 8, _mm256_load_ps(acc[1][t]), rows_hi);
-  }
+inline void store_group(const Tile& c, const float (*acc)[T][8]) {
+  MUSE_UNROLL for (int t = 0; t < T; ++t)
+      store_group(c, t, _mm256_load_ps(acc[0][t]), _mm256_load_ps(acc[1][t]));
 }
 
 // ---- float weights -------------------------------------------------------------------
@@ -132,15 +133,13 @@ struct FloatKernel {
         acc[0][1][t] = _mm256_fmadd_ps(w1, xb, acc[0][1][t]);
       }
     }
-    const int rows_hi = c.rows > 8 ? c.rows - 8 : 0;
     MUSE_UNROLL for (int t = 0; t < T; ++t) {
       __m256 s0 = acc[0][0][t], s1 = acc[0][1][t];
       MUSE_UNROLL for (int u = 1; u < U; ++u) {
         s0 = _mm256_add_ps(s0, acc[u][0][t]);
         s1 = _mm256_add_ps(s1, acc[u][1][t]);
       }
-      store_rows(c.y + t * c.ldy, s0, c.rows < 8 ? c.rows : 8);
-      if (rows_hi > 0) store_rows(c.y + t * c.ldy + 8, s1, rows_hi);
+      store_group(c, t, s0, s1);
     }
   }
 };
@@ -157,9 +156,9 @@ inline __m256i offset_init(int32_t nsum, int shift) {
 
 // Adds the _1 types' min term: m * da * (activation sum) = - m * (da * nsum).
 template <size_t kMins>
-inline __m256 add_mins(const Tile& c, const uint8_t* chunk, float da, int32_t nsum, __m256 acc) {
+inline __m256 add_mins(int half, const uint8_t* chunk, float da, int32_t nsum, __m256 acc) {
   if constexpr (kMins == 0) return acc;
-  return _mm256_fnmadd_ps(load_f16x8(chunk + kMins + 16 * c.half),
+  return _mm256_fnmadd_ps(load_f16x8(chunk + kMins + 16 * half),
                           _mm256_set1_ps(da * static_cast<float>(nsum)), acc);
 }
 
@@ -207,8 +206,6 @@ struct Q4Kernel {
         }
       }
       MUSE_UNROLL for (int h = 0; h < 2; ++h) {
-        Tile half = c;
-        half.half = h;
         const __m256 dw = load_f16x8(chunk + 16 * h);
         MUSE_UNROLL for (int t = 0; t < T; ++t) {
           const int32_t nsum = c.acts.nsum32[t * nb + b];
@@ -216,12 +213,12 @@ struct Q4Kernel {
           __m256i isum = widen_pairs(s16[h][t]);
           if constexpr (kMins == 0) isum = _mm256_add_epi32(isum, offset_init(nsum, 3));
           _mm256_store_ps(acc[h][t],
-                          add_mins<kMins>(half, chunk, da, nsum,
+                          add_mins<kMins>(h, chunk, da, nsum,
                                           scale_block(isum, dw, da, _mm256_load_ps(acc[h][t]))));
         }
       }
     }
-    store_both_halves<T>(c, acc);
+    store_group<T>(c, acc);
   }
 };
 
@@ -267,7 +264,7 @@ struct Q5Kernel {
       const __m256 dw = load_f16x8(chunk + 16 * c.half);
       MUSE_UNROLL for (int t = 0; t < T; ++t) {
         const float da = c.acts.d[t * nb + b];
-        acc[t] = add_mins<kMins>(c, chunk, da, c.acts.nsum32[t * nb + b],
+        acc[t] = add_mins<kMins>(c.half, chunk, da, c.acts.nsum32[t * nb + b],
                                  scale_block(s32[t], dw, da, acc[t]));
       }
     }
@@ -308,7 +305,7 @@ struct Q8_0Kernel {
             acc[h][t], scale_block(s32[h][t], dw, c.acts.d[t * nb + b], _mm256_load_ps(acc[h][t])));
       }
     }
-    store_both_halves<T>(c, acc);
+    store_group<T>(c, acc);
   }
 };
 
