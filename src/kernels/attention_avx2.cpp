@@ -1,8 +1,8 @@
 // AVX2 flash-style attention (layout and contract in attention.h; the structure
-// follows attention_avx512.cpp with 8-lane registers): tiles of up to 4 query
-// rows, blocks of 64 positions, scores 16 positions (two registers) at a time
-// (float keys by FMA, Q8_0 keys by vpmaddubsw; the `K` policy),
-// online softmax, and the value accumulation 16 dimensions x all rows at a time.
+// follows attention_avx512.cpp): tiles of up to 8 query rows, blocks of 64
+// positions, scores 8 positions (one register) x all rows at a time (float keys
+// by FMA, Q8_0 keys by vpmaddubsw; the `K` policy), online softmax, and the
+// value accumulation 8 float (or 4 Q8_0) dimensions x all rows at a time.
 #include <immintrin.h>
 
 #include <cstring>
@@ -17,7 +17,11 @@ namespace {
 
 #define MUSE_UNROLL _Pragma("GCC unroll 16")
 
-constexpr int kMaxRows = 4;
+// Up to 8 rows per tile, so the 7 query heads that share a KV head in
+// Qwen2.5-0.5B's GQA read the cache once; with 8-lane registers one register
+// per row is what fits: scores 8 positions x all rows at a time, values 8 float
+// dimensions (or 4 Q8_0 ones) x all rows.
+constexpr int kMaxRows = 8;
 constexpr int kBlock = 64;
 constexpr int kMaxDim = 256;
 
@@ -42,84 +46,69 @@ struct FloatKeys {
     float scale;
   };
   static void prepare(const float* q, int64_t, float scale, Query& out) { out = {q, scale}; }
-  // Scores of the 16 positions of key block `block` for every row (out0: the
-  // first 8 positions, out1: the last 8).
+  // Scores of 8 positions (half `half` of key block `block`) for every row.
   template <int R>
-  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, __m256* out0,
-                     __m256* out1) {
-    const typename E::T* kb = static_cast<const typename E::T*>(k) + block * hd * 16;
-    MUSE_UNROLL for (int r = 0; r < R; ++r) out0[r] = out1[r] = _mm256_setzero_ps();
+  static void scores(const void* k, int64_t block, int half, int64_t hd, const Query* q,
+                     __m256* out) {
+    const typename E::T* kb = static_cast<const typename E::T*>(k) + block * hd * 16 + 8 * half;
+    MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] = _mm256_setzero_ps();
     for (int64_t d = 0; d < hd; ++d) {
-      const __m256 k0 = E::load(kb + d * 16), k1 = E::load(kb + d * 16 + 8);
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m256 qd = _mm256_broadcast_ss(q[r].q + d);
-        out0[r] = _mm256_fmadd_ps(qd, k0, out0[r]);
-        out1[r] = _mm256_fmadd_ps(qd, k1, out1[r]);
-      }
+      const __m256 kd = E::load(kb + d * 16);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] =
+          _mm256_fmadd_ps(_mm256_broadcast_ss(q[r].q + d), kd, out[r]);
     }
-    MUSE_UNROLL for (int r = 0; r < R; ++r) {
-      const __m256 sc = _mm256_set1_ps(q[r].scale);
-      out0[r] = _mm256_mul_ps(out0[r], sc);
-      out1[r] = _mm256_mul_ps(out1[r], sc);
-    }
+    MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] =
+        _mm256_mul_ps(out[r], _mm256_set1_ps(q[r].scale));
   }
 };
 
 // Q8_0 keys without VNNI: the biased key bytes are flipped back to signed, and
-// |q| (unsigned) x (k with q's sign) keeps vpmaddubsw's 16-bit pair sums below
-// 2 x 127 x 127, so nothing saturates; vpmaddwd widens them to 32 bits.
+// |k| (unsigned, once per key register) x (q with k's sign) keeps vpmaddubsw's
+// 16-bit pair sums within 2 x 128 x 127, so nothing saturates; vpmaddwd widens
+// them to 32 bits.
 struct Q8Keys {
-  struct Query {
-    QueryQ8 q8;
-    alignas(32) uint8_t abs[kMaxDim];
-  };
+  using Query = QueryQ8;
   static void prepare(const float* q, int64_t hd, float scale, Query& out) {
-    quantize_query_q8(q, hd, scale, out.q8);
-    for (int64_t i = 0; i < hd; ++i)
-      out.abs[i] = static_cast<uint8_t>(out.q8.q[i] < 0 ? -out.q8.q[i] : out.q8.q[i]);
+    quantize_query_q8(q, hd, scale, out);
   }
-  static __m256i quad(const void* p) {
+  static __m256i quad(const int8_t* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
   }
   template <int R>
-  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, __m256* out0,
-                     __m256* out1) {
-    const uint8_t* kb = static_cast<const uint8_t*>(k) + block * 18 * hd;
-    const float* kd = reinterpret_cast<const float*>(kb + 16 * hd);
+  static void scores(const void* k, int64_t block, int half, int64_t hd, const Query* q,
+                     __m256* out) {
+    const uint8_t* kb = static_cast<const uint8_t*>(k) + block * 18 * hd + 32 * half;
+    const float* kd = reinterpret_cast<const float*>(kb - 32 * half + 16 * hd) + 8 * half;
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     const __m256i ones = _mm256_set1_epi16(1);
-    MUSE_UNROLL for (int r = 0; r < R; ++r) out0[r] = out1[r] = _mm256_setzero_ps();
+    MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < hd / 32; ++b) {
-      __m256i acc0[R], acc1[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_si256();
-      for (int g = 0; g < 8; ++g) {
-        const uint8_t* kg = kb + (b * 8 + g) * 64;
-        const __m256i k0 =
-            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kg)), flip);
-        const __m256i k1 =
-            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kg + 32)), flip);
+      __m256i acc[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+      _Pragma("GCC unroll 8") for (int g = 0; g < 8; ++g) {
+        const __m256i kq = _mm256_xor_si256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb + (b * 8 + g) * 64)), flip);
+        const __m256i k_abs = _mm256_abs_epi8(kq);
         MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          const int64_t at = b * 32 + g * 4;
-          const __m256i qs = quad(&q[r].q8.q[at]), qa = quad(&q[r].abs[at]);
-          acc0[r] = _mm256_add_epi32(
-              acc0[r], _mm256_madd_epi16(_mm256_maddubs_epi16(qa, _mm256_sign_epi8(k0, qs)), ones));
-          acc1[r] = _mm256_add_epi32(
-              acc1[r], _mm256_madd_epi16(_mm256_maddubs_epi16(qa, _mm256_sign_epi8(k1, qs)), ones));
+          const __m256i prod =
+              _mm256_maddubs_epi16(k_abs, _mm256_sign_epi8(quad(&q[r].q[b * 32 + g * 4]), kq));
+          acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(prod, ones));
+          // Keeps each sum in its register: without it GCC turns the unrolled
+          // chain of adds into a tree over all 8 x R products held on the
+          // stack (integer adds may be reassociated), spilling most of them.
+          asm("" : "+x"(acc[r]));
         }
       }
-      const __m256 ks0 = _mm256_loadu_ps(kd + b * 16), ks1 = _mm256_loadu_ps(kd + b * 16 + 8);
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m256 dq = _mm256_set1_ps(q[r].q8.d_scaled[b]);
-        out0[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0[r]), _mm256_mul_ps(ks0, dq), out0[r]);
-        out1[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1[r]), _mm256_mul_ps(ks1, dq), out1[r]);
-      }
+      const __m256 ks = _mm256_loadu_ps(kd + b * 16);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] = _mm256_fmadd_ps(
+          _mm256_cvtepi32_ps(acc[r]), _mm256_mul_ps(ks, _mm256_set1_ps(q[r].d_scaled[b])), out[r]);
     }
   }
 };
 
-// Values stored as floats (E): out = out * corr + p V, 16 dimensions x all rows
+// Values stored as floats (E): out = out * corr + p V, 8 dimensions x all rows
 // in registers.
 template <typename E>
 struct FloatValues {
@@ -127,26 +116,17 @@ struct FloatValues {
   static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
                          const float* corr, float (*o)[kMaxDim]) {
     const typename E::T* vc = static_cast<const typename E::T*>(v);
-    for (int64_t d = 0; d < hd; d += 16) {
-      __m256 o0[R], o1[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m256 c = _mm256_set1_ps(corr[r]);
-        o0[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d]), c);
-        o1[r] = _mm256_mul_ps(_mm256_load_ps(&o[r][d + 8]), c);
-      }
+    for (int64_t d = 0; d < hd; d += 8) {
+      __m256 acc[R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] =
+          _mm256_mul_ps(_mm256_load_ps(&o[r][d]), _mm256_set1_ps(corr[r]));
       const typename E::T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
       for (int j = 0; j < n_pos; ++j, vrow += hd) {
-        const __m256 v0 = E::load(vrow), v1 = E::load(vrow + 8);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) {
-          const __m256 pj = _mm256_broadcast_ss(&s[r][j]);
-          o0[r] = _mm256_fmadd_ps(pj, v0, o0[r]);
-          o1[r] = _mm256_fmadd_ps(pj, v1, o1[r]);
-        }
+        const __m256 vj = E::load(vrow);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] =
+            _mm256_fmadd_ps(_mm256_broadcast_ss(&s[r][j]), vj, acc[r]);
       }
-      MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        _mm256_store_ps(&o[r][d], o0[r]);
-        _mm256_store_ps(&o[r][d + 8], o1[r]);
-      }
+      MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&o[r][d], acc[r]);
     }
   }
 };
@@ -154,14 +134,15 @@ struct FloatValues {
 // Q8_0 values: per 32-dimension block, the weights p x d_v / max d_v rounded
 // to 16 bits (attention.h); the value bytes of 4 positions x 4 dimensions
 // widened to int16 and vpmaddwd adds 2 positions' products per lane (two lanes
-// per dimension, added once per tile); the integer sums are scaled once per
-// tile.
+// per dimension); the integer sums are scaled once per tile. One pass over the
+// tile's positions covers 8 dimensions for up to 4 rows (dims8).
 struct Q8Values {
   template <int R>
   static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
                          const float* corr, float (*o)[kMaxDim]) {
     const uint8_t* vb = static_cast<const uint8_t*>(v) + static_cast<int64_t>(p0 / 16) * 18 * hd;
     const int n_oct = (n_pos + 7) / 8, n_groups = (n_pos + 3) / 4;
+    const int64_t block_bytes = 18 * hd;
     const __m256 zero = _mm256_setzero_ps();
     for (int64_t b = 0; b < hd / 32; ++b) {
       // The tile's value scales (0 past its end, where the cache may hold
@@ -170,8 +151,8 @@ struct Q8Values {
       __m256 dv[kBlock / 8];
       __m256 mx = zero;
       for (int i = 0; i < n_oct; ++i) {
-        const float* d =
-            reinterpret_cast<const float*>(vb + (i / 2) * 18 * hd + 16 * hd) + b * 16 + (i % 2) * 8;
+        const float* d = reinterpret_cast<const float*>(vb + (i / 2) * block_bytes + 16 * hd) +
+                         b * 16 + (i % 2) * 8;
         const int left = n_pos - 8 * i;
         dv[i] = left >= 8 ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, avx2::tail_mask(left));
         mx = _mm256_max_ps(mx, dv[i]);
@@ -187,31 +168,55 @@ struct Q8Values {
                         _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
       }
       for (int64_t d = b * 32; d < (b + 1) * 32; d += 8) {
-        __m256i a0[R], a1[R];
-        MUSE_UNROLL for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_si256();
-        for (int g = 0; g < n_groups; ++g) {
-          const uint8_t* vq = vb + (g / 4) * 18 * hd + (g % 4) * hd * 4 + d * 4;
-          const __m256i v0 =
-              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vq)));
-          const __m256i v1 =
-              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vq + 16)));
-          MUSE_UNROLL for (int r = 0; r < R; ++r) {
-            int64_t quad;
-            std::memcpy(&quad, &w[r][4 * g], 8);
-            const __m256i wq = _mm256_set1_epi64x(quad);
-            a0[r] = _mm256_add_epi32(a0[r], _mm256_madd_epi16(v0, wq));
-            a1[r] = _mm256_add_epi32(a1[r], _mm256_madd_epi16(v1, wq));
-          }
-        }
+        __m256i lo[R], hi[R];  // the sums of dimensions d..d+3 and d+4..d+7
+        // Rows in two register groups past 4 (7 = 4 + 3): 2 sums per row.
+        constexpr int kFirst = R > 4 ? (R + 1) / 2 : R;
+        dims8<kFirst>(vb + d * 4, n_groups, hd, &w[0][0], lo, hi);
+        if constexpr (R > kFirst)
+          dims8<R - kFirst>(vb + d * 4, n_groups, hd, &w[kFirst][0], lo + kFirst, hi + kFirst);
         MUSE_UNROLL for (int r = 0; r < R; ++r) {
           // Lane pairs added: dimensions 0 1 4 5 | 2 3 6 7, put in order.
-          const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a0[r], a1[r]), 0xD8);
+          const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0xD8);
           float* od = &o[r][d];
           _mm256_store_ps(
               od, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), w_scale,
                                   _mm256_mul_ps(_mm256_load_ps(od), _mm256_set1_ps(corr[r]))));
         }
       }
+    }
+  }
+
+  // The integer sums over the tile's n_groups groups of 4 positions of 8
+  // dimensions (the bytes at vq in the first 16-position block: dimensions
+  // d..d+3 of the group's 4 positions, then d+4..d+7) for N rows whose weights
+  // start at wg: two int32 lanes per dimension in lo (d..d+3) and hi. Group g is
+  // group g % 4 of block g / 4, walked block by block so no index arithmetic
+  // remains in the loop.
+  template <int N>
+  [[gnu::always_inline]] static inline void dims8(const uint8_t* vq, int n_groups, int64_t hd,
+                                                  const int16_t* wg, __m256i* lo, __m256i* hi) {
+    __m256i acc_lo[N], acc_hi[N];
+    MUSE_UNROLL for (int r = 0; r < N; ++r) acc_lo[r] = acc_hi[r] = _mm256_setzero_si256();
+    for (int g0 = 0; g0 < n_groups; g0 += 4, vq += 18 * hd) {
+      const int n = n_groups - g0 < 4 ? n_groups - g0 : 4;
+      const uint8_t* at = vq;
+      for (int g = 0; g < n; ++g, wg += 4, at += 4 * hd) {
+        const __m256i v0 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+        const __m256i v1 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16)));
+        MUSE_UNROLL for (int r = 0; r < N; ++r) {
+          int64_t quad;
+          std::memcpy(&quad, wg + r * kBlock, 8);
+          const __m256i wq = _mm256_set1_epi64x(quad);
+          acc_lo[r] = _mm256_add_epi32(acc_lo[r], _mm256_madd_epi16(v0, wq));
+          acc_hi[r] = _mm256_add_epi32(acc_hi[r], _mm256_madd_epi16(v1, wq));
+        }
+      }
+    }
+    MUSE_UNROLL for (int r = 0; r < N; ++r) {
+      lo[r] = acc_lo[r];
+      hi[r] = acc_hi[r];
     }
   }
 };
@@ -242,45 +247,42 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int32_t p0 = lo & ~15; p0 <= hi; p0 += kBlock) {
     const int32_t p1 = p0 + kBlock - 1 < hi ? p0 + kBlock : hi + 1;
-    const int n_sub = (p1 - p0 + 15) / 16;
-    for (int sub = 0; sub < n_sub; ++sub) {
-      __m256 a0[R], a1[R];
-      attention_tiles::prefetch_ahead(kv, prefetch, p0 + 16 * sub, kBlock, hi);
-      K::template scores<R>(kv.k, p0 / 16 + sub, hd, q, a0, a1);
-      const int32_t base = p0 + 16 * sub;
-      const __m256i pos0 = _mm256_add_epi32(_mm256_set1_epi32(base), lane);
-      const __m256i pos1 = _mm256_add_epi32(_mm256_set1_epi32(base + 8), lane);
+    const int n_oct = (p1 - p0 + 7) / 8;
+    for (int oct = 0; oct < n_oct; ++oct) {
+      if (oct % 2 == 0) attention_tiles::prefetch_ahead(kv, prefetch, p0 + 8 * oct, kBlock, hi);
+      __m256 a[R];
+      K::template scores<R>(kv.k, p0 / 16 + oct / 2, oct % 2, hd, q, a);
+      const int32_t first = p0 + 8 * oct;
+      if (first >= span.max_lo && first + 7 <= span.min_hi) {  // every row sees all 8
+        MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&s[r][8 * oct], a[r]);
+        continue;
+      }
+      const __m256i pos = _mm256_add_epi32(_mm256_set1_epi32(first), lane);
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
-        const __m256i lo_m1 = _mm256_set1_epi32(rows[r].lo - 1),
-                      hi_p1 = _mm256_set1_epi32(rows[r].hi + 1);
-        const __m256i vis0 =
-            _mm256_and_si256(_mm256_cmpgt_epi32(pos0, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos0));
-        const __m256i vis1 =
-            _mm256_and_si256(_mm256_cmpgt_epi32(pos1, lo_m1), _mm256_cmpgt_epi32(hi_p1, pos1));
-        _mm256_store_ps(&s[r][16 * sub],
-                        _mm256_blendv_ps(neg_inf, a0[r], _mm256_castsi256_ps(vis0)));
-        _mm256_store_ps(&s[r][16 * sub + 8],
-                        _mm256_blendv_ps(neg_inf, a1[r], _mm256_castsi256_ps(vis1)));
+        const __m256i vis =
+            _mm256_and_si256(_mm256_cmpgt_epi32(pos, _mm256_set1_epi32(rows[r].lo - 1)),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(rows[r].hi + 1), pos));
+        _mm256_store_ps(&s[r][8 * oct], _mm256_blendv_ps(neg_inf, a[r], _mm256_castsi256_ps(vis)));
       }
     }
     MUSE_UNROLL for (int r = 0; r < R; ++r) {
       __m256 mx = neg_inf;
-      for (int i = 0; i < n_sub * 16; i += 8) mx = _mm256_max_ps(mx, _mm256_load_ps(&s[r][i]));
+      for (int i = 0; i < n_oct * 8; i += 8) mx = _mm256_max_ps(mx, _mm256_load_ps(&s[r][i]));
       const float block_max = avx2::hmax(mx);
       const float new_max = block_max > m[r] ? block_max : m[r];
       if (new_max == -__builtin_inff()) {
         corr[r] = 1.0f;
-        for (int i = 0; i < n_sub * 16; i += 8) _mm256_store_ps(&s[r][i], _mm256_setzero_ps());
+        for (int i = 0; i < n_oct * 8; i += 8) _mm256_store_ps(&s[r][i], _mm256_setzero_ps());
         continue;
       }
       const __m256 vmax = _mm256_set1_ps(new_max);
       __m256 sum = _mm256_setzero_ps();
-      for (int i = 0; i < n_sub * 16; i += 8) {
-        const __m256 e = avx2::exp(_mm256_sub_ps(_mm256_load_ps(&s[r][i]), vmax));
+      for (int i = 0; i < n_oct * 8; i += 8) {
+        const __m256 e = avx2::exp_nonpositive(_mm256_sub_ps(_mm256_load_ps(&s[r][i]), vmax));
         _mm256_store_ps(&s[r][i], e);
         sum = _mm256_add_ps(sum, e);
       }
-      corr[r] = _mm256_cvtss_f32(avx2::exp(_mm256_set1_ps(m[r] - new_max)));
+      corr[r] = _mm256_cvtss_f32(avx2::exp_nonpositive(_mm256_set1_ps(m[r] - new_max)));
       l[r] = l[r] * corr[r] + avx2::hsum(sum);
       m[r] = new_max;
     }

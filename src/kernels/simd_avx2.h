@@ -6,37 +6,52 @@
 
 namespace muse::kernels::avx2 {
 
-// exp(x) to about 2 ulp (see avx512::exp); 2^n is built in the exponent bits, so
-// x is clamped to the normal range and results below it (x < -87.3, -inf
-// included) are flushed to 0.
-inline __m256 exp(__m256 x) {
-  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
-  const __m256 ln2_hi = _mm256_set1_ps(0.693359375f);
-  const __m256 ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
-  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
-  const __m256 n =
-      _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);
-  r = _mm256_fnmadd_ps(n, ln2_lo, r);
+// exp(x) = p * 2^n with n = round(x / ln 2) and p the polynomial of the
+// remainder (Cody-Waite split of ln 2; to about 2 ulp, see avx512::exp), for x
+// already clamped by the caller.
+inline __m256 exp_reduced(__m256 x, __m256& n) {
+  n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.0f / 720.0f);
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  // 2^n: n in [-126, 128] after the clamps; 2^128 overflows the exponent, so
-  // split it as 2^(n/2) * 2^(n - n/2).
+  return _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+}
+
+// 2^n for integral n in [-126, 127], built in the exponent bits.
+inline __m256 exp2_int(__m256i n) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+}
+
+// exp(x); x is clamped to the normal range and results below it (x < -87.3,
+// -inf included) are flushed to 0.
+inline __m256 exp(__m256 x) {
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
+  __m256 n;
+  const __m256 p = exp_reduced(x, n);
+  // n in [-126, 128] after the clamps; 2^128 overflows the exponent, so split
+  // it as 2^(n/2) * 2^(n - n/2).
   const __m256i ni = _mm256_cvtps_epi32(n);
   const __m256i half = _mm256_srai_epi32(ni, 1);
-  const __m256 s1 =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
-  const __m256 s2 = _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
-  const __m256 result = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  const __m256 result =
+      _mm256_mul_ps(_mm256_mul_ps(p, exp2_int(half)), exp2_int(_mm256_sub_epi32(ni, half)));
   return _mm256_andnot_ps(underflow, result);
+}
+
+// exp(x) for x <= 0 only (softmax terms: a score minus the running maximum):
+// n stays in [-126, 0], so 2^n needs no split and no upper clamp.
+inline __m256 exp_nonpositive(__m256 x) {
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+  __m256 n;
+  const __m256 p = exp_reduced(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), n);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, exp2_int(_mm256_cvtps_epi32(n))));
 }
 
 inline float hsum(__m256 v) {
