@@ -2,7 +2,8 @@
 // follows attention_avx512.cpp): tiles of up to 8 query rows, blocks of 64
 // positions, scores 8 positions (one register) x all rows at a time (float keys
 // by FMA, Q8_0 keys by vpmaddubsw; the `K` policy), online softmax, and the
-// value accumulation 8 float (or 4 Q8_0) dimensions x all rows at a time.
+// value accumulation 8 dimensions x all rows (float values) or x up to 4 rows
+// (Q8_0 values, two int32 sums per row) at a time.
 #include <immintrin.h>
 
 #include <cstring>
@@ -18,9 +19,8 @@ namespace {
 #define MUSE_UNROLL _Pragma("GCC unroll 16")
 
 // Up to 8 rows per tile, so the 7 query heads that share a KV head in
-// Qwen2.5-0.5B's GQA read the cache once; with 8-lane registers one register
-// per row is what fits: scores 8 positions x all rows at a time, values 8 float
-// dimensions (or 4 Q8_0 ones) x all rows.
+// Qwen2.5-0.5B's GQA read the cache once (as 4 + 3 row tiles they read it
+// twice); AVX2's 16 registers then hold one sum register per row.
 constexpr int kMaxRows = 8;
 constexpr int kBlock = 64;
 constexpr int kMaxDim = 256;
