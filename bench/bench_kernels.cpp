@@ -207,7 +207,8 @@ void register_all() {
   for (Isa isa : isas())
     for (DType kv : {DType::F32, DType::F16, DType::Q8_0})
       for (int64_t n_ctx : {128, 4096})
-        for (int caches : {1, 144}) register_attention(isa, kv, n_ctx, 7, caches);
+        for (int caches : {1, 144})  // rows: Gemma 3's, Llama 3's and Qwen2.5-0.5B's GQA groups
+          for (int rows : {2, 4, 7}) register_attention(isa, kv, n_ctx, rows, caches);
   // Qwen2-0.5B's down projection (896 x 4864, a multiple of every block size).
   for (Isa isa : isas())
     for (DType t : weight_types())

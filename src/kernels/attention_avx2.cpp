@@ -25,6 +25,20 @@ constexpr int kMaxRows = 8;
 constexpr int kBlock = 64;
 constexpr int kMaxDim = 256;
 
+// Float keys and values keep chains<R>() sums per row: with one, a tile of few
+// rows waits on the FMA latency (4 cycles, 2 FMAs per cycle: 8 sums in flight
+// needed); up to 4 rows have the registers for two.
+template <int R>
+constexpr int chains() {
+  return R <= 4 ? 2 : 1;
+}
+template <int C, int R>
+inline __m256 sum_chains(const __m256 (&acc)[C][R], int r) {
+  __m256 sum = acc[0][r];
+  MUSE_UNROLL for (int c = 1; c < C; ++c) sum = _mm256_add_ps(sum, acc[c][r]);
+  return sum;
+}
+
 // Loads 8 cache elements as f32.
 struct F32Elems {
   using T = float;
@@ -46,19 +60,25 @@ struct FloatKeys {
     float scale;
   };
   static void prepare(const float* q, int64_t, float scale, Query& out) { out = {q, scale}; }
-  // Scores of 8 positions (half `half` of key block `block`) for every row.
+  // Scores of 8 positions (half `half` of key block `block`) for every row;
+  // chains<R> sums per row over alternate dimensions (hd is a multiple of 16).
   template <int R>
   static void scores(const void* k, int64_t block, int half, int64_t hd, const Query* q,
                      __m256* out) {
+    constexpr int C = chains<R>();
     const typename E::T* kb = static_cast<const typename E::T*>(k) + block * hd * 16 + 8 * half;
-    MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] = _mm256_setzero_ps();
-    for (int64_t d = 0; d < hd; ++d) {
-      const __m256 kd = E::load(kb + d * 16);
-      MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] =
-          _mm256_fmadd_ps(_mm256_broadcast_ss(q[r].q + d), kd, out[r]);
+    __m256 acc[C][R];
+    MUSE_UNROLL for (int c = 0; c < C; ++c) MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
+        _mm256_setzero_ps();
+    for (int64_t d = 0; d < hd; d += C) {
+      MUSE_UNROLL for (int c = 0; c < C; ++c) {
+        const __m256 kd = E::load(kb + (d + c) * 16);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
+            _mm256_fmadd_ps(_mm256_broadcast_ss(q[r].q + d + c), kd, acc[c][r]);
+      }
     }
     MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] =
-        _mm256_mul_ps(out[r], _mm256_set1_ps(q[r].scale));
+        _mm256_mul_ps(sum_chains<C>(acc, r), _mm256_set1_ps(q[r].scale));
   }
 };
 
@@ -109,24 +129,37 @@ struct Q8Keys {
 };
 
 // Values stored as floats (E): out = out * corr + p V, 8 dimensions x all rows
-// in registers.
+// (x chains<R>) in registers.
 template <typename E>
 struct FloatValues {
   template <int R>
   static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
                          const float* corr, float (*o)[kMaxDim]) {
     const typename E::T* vc = static_cast<const typename E::T*>(v);
+    constexpr int C = chains<R>();
     for (int64_t d = 0; d < hd; d += 8) {
-      __m256 acc[R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] =
+      __m256 acc[C][R];
+      MUSE_UNROLL for (int r = 0; r < R; ++r) acc[0][r] =
           _mm256_mul_ps(_mm256_load_ps(&o[r][d]), _mm256_set1_ps(corr[r]));
+      // Chain 0 starts from the rescaled output, the others from 0; position j
+      // goes to chain j % C until the last C - 1 or fewer.
+      MUSE_UNROLL for (int c = 1; c < C; ++c) MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
+          _mm256_setzero_ps();
       const typename E::T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
-      for (int j = 0; j < n_pos; ++j, vrow += hd) {
-        const __m256 vj = E::load(vrow);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) acc[r] =
-            _mm256_fmadd_ps(_mm256_broadcast_ss(&s[r][j]), vj, acc[r]);
+      int j = 0;
+      for (; j + C <= n_pos; j += C) {
+        MUSE_UNROLL for (int c = 0; c < C; ++c) {
+          const __m256 vj = E::load(vrow + (j + c) * hd);
+          MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
+              _mm256_fmadd_ps(_mm256_broadcast_ss(&s[r][j + c]), vj, acc[c][r]);
+        }
       }
-      MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&o[r][d], acc[r]);
+      for (; j < n_pos; ++j) {
+        const __m256 vj = E::load(vrow + j * hd);
+        MUSE_UNROLL for (int r = 0; r < R; ++r) acc[0][r] =
+            _mm256_fmadd_ps(_mm256_broadcast_ss(&s[r][j]), vj, acc[0][r]);
+      }
+      MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&o[r][d], sum_chains<C>(acc, r));
     }
   }
 };
