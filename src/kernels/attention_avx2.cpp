@@ -99,8 +99,9 @@ struct Q8Keys {
   template <int R>
   static void scores(const void* k, int64_t block, int half, int64_t hd, const Query* q,
                      __m256* out) {
-    const uint8_t* kb = static_cast<const uint8_t*>(k) + block * 18 * hd + 32 * half;
-    const float* kd = reinterpret_cast<const float*>(kb - 32 * half + 16 * hd) + 8 * half;
+    const uint8_t* base = static_cast<const uint8_t*>(k) + block * 18 * hd;
+    const uint8_t* kb = base + 32 * half;  // this half's 8 positions in each 64-byte group
+    const float* kd = reinterpret_cast<const float*>(base + 16 * hd) + 8 * half;
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     const __m256i ones = _mm256_set1_epi16(1);
     MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] = _mm256_setzero_ps();
