@@ -25,17 +25,26 @@ constexpr int kMaxRows = 8;
 constexpr int kBlock = 64;
 constexpr int kMaxDim = 256;
 
-// Float keys and values keep chains<R>() sums per row: with one, a tile of few
-// rows waits on the FMA latency (4 cycles, 2 FMAs per cycle: 8 sums in flight
-// needed); up to 4 rows have the registers for two.
+// Float keys and values go through the rows in groups of up to 4 (7 = 4 + 3),
+// each group 16 positions (keys) or 16 dimensions (values) wide: per step two
+// cache registers and one broadcast per row feed two FMAs, where 8 positions
+// x all rows took a broadcast per FMA and one sum chain per row, the broadcasts
+// and the FMA latency holding it at ~1.4 FMAs per cycle; 4 x 16 runs ~1.8.
+// The second group reads the block again from L1. Groups of 1 or 2 rows keep
+// two sums per register (alternate dimensions or positions) so that enough
+// FMAs are in flight (4 cycles' latency, 2 per cycle).
 template <int R>
-constexpr int chains() {
-  return R <= 4 ? 2 : 1;
+constexpr int first_group() {
+  return R > 4 ? (R + 1) / 2 : R;
 }
-template <int C, int R>
-inline __m256 sum_chains(const __m256 (&acc)[C][R], int r) {
-  __m256 sum = acc[0][r];
-  MUSE_UNROLL for (int c = 1; c < C; ++c) sum = _mm256_add_ps(sum, acc[c][r]);
+template <int G>
+constexpr int chains() {
+  return G <= 2 ? 2 : 1;
+}
+template <int C, int G>
+inline __m256 sum_chains(const __m256 (&acc)[C][G][2], int r, int h) {
+  __m256 sum = acc[0][r][h];
+  MUSE_UNROLL for (int c = 1; c < C; ++c) sum = _mm256_add_ps(sum, acc[c][r][h]);
   return sum;
 }
 
@@ -51,34 +60,47 @@ struct F16Elems {
   }
 };
 
-// Keys stored as floats (E): one FMA per dimension for 8 positions, the scale
-// applied to the sums.
+// Keys stored as floats (E): one FMA per dimension, row and 8 positions, the
+// scale applied to the sums.
 template <typename E>
 struct FloatKeys {
+  using T = typename E::T;
   struct Query {
     const float* q;
     float scale;
   };
   static void prepare(const float* q, int64_t, float scale, Query& out) { out = {q, scale}; }
-  // Scores of 8 positions (half `half` of key block `block`) for every row;
-  // chains<R> sums per row over alternate dimensions (hd is a multiple of 16).
+  // The scaled scores of key block `block`'s 16 positions for every row, into
+  // s[r][col..col + 15] (hd is a multiple of 16).
   template <int R>
-  static void scores(const void* k, int64_t block, int half, int64_t hd, const Query* q,
-                     __m256* out) {
-    constexpr int C = chains<R>();
-    const typename E::T* kb = static_cast<const typename E::T*>(k) + block * hd * 16 + 8 * half;
-    __m256 acc[C][R];
-    MUSE_UNROLL for (int c = 0; c < C; ++c) MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
-        _mm256_setzero_ps();
+  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, float (*s)[kBlock],
+                     int col) {
+    const T* kb = static_cast<const T*>(k) + block * hd * 16;
+    constexpr int G = first_group<R>();
+    group<G>(kb, hd, q, s, col);
+    if constexpr (R > G) group<R - G>(kb, hd, q + G, s + G, col);
+  }
+  template <int G>
+  static void group(const T* kb, int64_t hd, const Query* q, float (*s)[kBlock], int col) {
+    constexpr int C = chains<G>();
+    __m256 acc[C][G][2];
+    MUSE_UNROLL for (int c = 0; c < C; ++c) MUSE_UNROLL for (int r = 0; r < G; ++r) acc[c][r][0] =
+        acc[c][r][1] = _mm256_setzero_ps();
     for (int64_t d = 0; d < hd; d += C) {
       MUSE_UNROLL for (int c = 0; c < C; ++c) {
-        const __m256 kd = E::load(kb + (d + c) * 16);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
-            _mm256_fmadd_ps(_mm256_broadcast_ss(q[r].q + d + c), kd, acc[c][r]);
+        const __m256 k0 = E::load(kb + (d + c) * 16), k1 = E::load(kb + (d + c) * 16 + 8);
+        MUSE_UNROLL for (int r = 0; r < G; ++r) {
+          const __m256 qd = _mm256_broadcast_ss(q[r].q + d + c);
+          acc[c][r][0] = _mm256_fmadd_ps(qd, k0, acc[c][r][0]);
+          acc[c][r][1] = _mm256_fmadd_ps(qd, k1, acc[c][r][1]);
+        }
       }
     }
-    MUSE_UNROLL for (int r = 0; r < R; ++r) out[r] =
-        _mm256_mul_ps(sum_chains<C>(acc, r), _mm256_set1_ps(q[r].scale));
+    MUSE_UNROLL for (int r = 0; r < G; ++r) {
+      const __m256 scale = _mm256_set1_ps(q[r].scale);
+      _mm256_store_ps(&s[r][col], _mm256_mul_ps(sum_chains<C>(acc, r, 0), scale));
+      _mm256_store_ps(&s[r][col + 8], _mm256_mul_ps(sum_chains<C>(acc, r, 1), scale));
+    }
   }
 };
 
@@ -96,9 +118,21 @@ struct Q8Keys {
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
   }
+  // The scaled scores of key block `block`'s 16 positions for every row, into
+  // s[r][col..col + 15].
   template <int R>
-  static void scores(const void* k, int64_t block, int half, int64_t hd, const Query* q,
-                     __m256* out) {
+  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, float (*s)[kBlock],
+                     int col) {
+    for (int half = 0; half < 2; ++half) {
+      __m256 a[R];
+      half_scores<R>(k, block, half, hd, q, a);
+      MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&s[r][col + 8 * half], a[r]);
+    }
+  }
+  // The scores of 8 positions (half `half` of the block) x all rows.
+  template <int R>
+  static void half_scores(const void* k, int64_t block, int half, int64_t hd, const Query* q,
+                          __m256* out) {
     const uint8_t* base = static_cast<const uint8_t*>(k) + block * 18 * hd;
     const uint8_t* kb = base + 32 * half;  // this half's 8 positions in each 64-byte group
     const float* kd = reinterpret_cast<const float*>(base + 16 * hd) + 8 * half;
@@ -129,38 +163,58 @@ struct Q8Keys {
   }
 };
 
-// Values stored as floats (E): out = out * corr + p V, 8 dimensions x all rows
-// (x chains<R>) in registers.
+// Values stored as floats (E): out = out * corr + p V, 16 dimensions x a
+// group of rows in registers (see first_group).
 template <typename E>
 struct FloatValues {
+  using T = typename E::T;
   template <int R>
   static void accumulate(const void* v, int32_t p0, int n_pos, int64_t hd, const float (*s)[kBlock],
                          const float* corr, float (*o)[kMaxDim]) {
-    const typename E::T* vc = static_cast<const typename E::T*>(v);
-    constexpr int C = chains<R>();
-    for (int64_t d = 0; d < hd; d += 8) {
-      __m256 acc[C][R];
-      MUSE_UNROLL for (int r = 0; r < R; ++r) acc[0][r] =
-          _mm256_mul_ps(_mm256_load_ps(&o[r][d]), _mm256_set1_ps(corr[r]));
+    const T* vc = static_cast<const T*>(v) + static_cast<int64_t>(p0) * hd;
+    constexpr int G = first_group<R>();
+    group<G>(vc, n_pos, hd, s, corr, o);
+    if constexpr (R > G) group<R - G>(vc, n_pos, hd, s + G, corr + G, o + G);
+  }
+  template <int G>
+  static void group(const T* vc, int n_pos, int64_t hd, const float (*s)[kBlock],
+                    const float* corr, float (*o)[kMaxDim]) {
+    constexpr int C = chains<G>();
+    for (int64_t d = 0; d < hd; d += 16) {
+      __m256 acc[C][G][2];
       // Chain 0 starts from the rescaled output, the others from 0; position j
       // goes to chain j % C until the last C - 1 or fewer.
-      MUSE_UNROLL for (int c = 1; c < C; ++c) MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
-          _mm256_setzero_ps();
-      const typename E::T* vrow = vc + static_cast<int64_t>(p0) * hd + d;
+      MUSE_UNROLL for (int r = 0; r < G; ++r) {
+        const __m256 cr = _mm256_set1_ps(corr[r]);
+        acc[0][r][0] = _mm256_mul_ps(_mm256_load_ps(&o[r][d]), cr);
+        acc[0][r][1] = _mm256_mul_ps(_mm256_load_ps(&o[r][d + 8]), cr);
+      }
+      MUSE_UNROLL for (int c = 1; c < C; ++c) MUSE_UNROLL for (int r = 0; r < G; ++r) acc[c][r][0] =
+          acc[c][r][1] = _mm256_setzero_ps();
+      const T* vrow = vc + d;
       int j = 0;
       for (; j + C <= n_pos; j += C) {
         MUSE_UNROLL for (int c = 0; c < C; ++c) {
-          const __m256 vj = E::load(vrow + (j + c) * hd);
-          MUSE_UNROLL for (int r = 0; r < R; ++r) acc[c][r] =
-              _mm256_fmadd_ps(_mm256_broadcast_ss(&s[r][j + c]), vj, acc[c][r]);
+          const __m256 v0 = E::load(vrow + (j + c) * hd), v1 = E::load(vrow + (j + c) * hd + 8);
+          MUSE_UNROLL for (int r = 0; r < G; ++r) {
+            const __m256 p = _mm256_broadcast_ss(&s[r][j + c]);
+            acc[c][r][0] = _mm256_fmadd_ps(p, v0, acc[c][r][0]);
+            acc[c][r][1] = _mm256_fmadd_ps(p, v1, acc[c][r][1]);
+          }
         }
       }
       for (; j < n_pos; ++j) {
-        const __m256 vj = E::load(vrow + j * hd);
-        MUSE_UNROLL for (int r = 0; r < R; ++r) acc[0][r] =
-            _mm256_fmadd_ps(_mm256_broadcast_ss(&s[r][j]), vj, acc[0][r]);
+        const __m256 v0 = E::load(vrow + j * hd), v1 = E::load(vrow + j * hd + 8);
+        MUSE_UNROLL for (int r = 0; r < G; ++r) {
+          const __m256 p = _mm256_broadcast_ss(&s[r][j]);
+          acc[0][r][0] = _mm256_fmadd_ps(p, v0, acc[0][r][0]);
+          acc[0][r][1] = _mm256_fmadd_ps(p, v1, acc[0][r][1]);
+        }
       }
-      MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&o[r][d], sum_chains<C>(acc, r));
+      MUSE_UNROLL for (int r = 0; r < G; ++r) {
+        _mm256_store_ps(&o[r][d], sum_chains<C>(acc, r, 0));
+        _mm256_store_ps(&o[r][d + 8], sum_chains<C>(acc, r, 1));
+      }
     }
   }
 };
@@ -282,21 +336,22 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
   for (int32_t p0 = lo & ~15; p0 <= hi; p0 += kBlock) {
     const int32_t p1 = p0 + kBlock - 1 < hi ? p0 + kBlock : hi + 1;
     const int n_oct = (p1 - p0 + 7) / 8;
+    for (int blk = 0; blk < (n_oct + 1) / 2; ++blk) {
+      attention_tiles::prefetch_ahead(kv, prefetch, p0 + 16 * blk, kBlock, hi);
+      K::template scores<R>(kv.k, p0 / 16 + blk, hd, q, s, 16 * blk);
+    }
+    // Positions a row does not see get -inf; octs that every row sees whole
+    // keep their scores.
     for (int oct = 0; oct < n_oct; ++oct) {
-      if (oct % 2 == 0) attention_tiles::prefetch_ahead(kv, prefetch, p0 + 8 * oct, kBlock, hi);
-      __m256 a[R];
-      K::template scores<R>(kv.k, p0 / 16 + oct / 2, oct % 2, hd, q, a);
       const int32_t first = p0 + 8 * oct;
-      if (first >= span.max_lo && first + 7 <= span.min_hi) {  // every row sees all 8
-        MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&s[r][8 * oct], a[r]);
-        continue;
-      }
+      if (first >= span.max_lo && first + 7 <= span.min_hi) continue;
       const __m256i pos = _mm256_add_epi32(_mm256_set1_epi32(first), lane);
       MUSE_UNROLL for (int r = 0; r < R; ++r) {
         const __m256i vis =
             _mm256_and_si256(_mm256_cmpgt_epi32(pos, _mm256_set1_epi32(rows[r].lo - 1)),
                              _mm256_cmpgt_epi32(_mm256_set1_epi32(rows[r].hi + 1), pos));
-        _mm256_store_ps(&s[r][8 * oct], _mm256_blendv_ps(neg_inf, a[r], _mm256_castsi256_ps(vis)));
+        _mm256_store_ps(&s[r][8 * oct], _mm256_blendv_ps(neg_inf, _mm256_load_ps(&s[r][8 * oct]),
+                                                         _mm256_castsi256_ps(vis)));
       }
     }
     MUSE_UNROLL for (int r = 0; r < R; ++r) {
