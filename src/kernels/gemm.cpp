@@ -126,9 +126,13 @@ Linear::Linear(const TensorView& w, const KernelTable& kernels, ThreadPool* pool
 namespace {
 
 // Tokens per pass over the weights: the pass's activations should stay in L2
-// while each row group's weights stream through once.
-int64_t token_block(int64_t n, int64_t k) {
-  const int64_t fit = std::max<int64_t>(16, (384 * 1024) / std::max<int64_t>(1, k));
+// while each row group's weights stream through once. An activation element is
+// a byte when quantized (Q8_0, Q8_K, plus a scale per block) and 4 as f32.
+int64_t token_block(int64_t n, int64_t k, std::span<const GemmActKind> kinds) {
+  int64_t elem_bytes = 1;
+  for (GemmActKind kind : kinds)
+    if (kind == GemmActKind::F32) elem_bytes = 4;
+  const int64_t fit = std::max<int64_t>(16, (384 * 1024) / std::max<int64_t>(1, k * elem_bytes));
   if (n <= fit) return n;
   const int64_t passes = (n + fit - 1) / fit;
   return (n + passes - 1) / passes;
@@ -205,9 +209,9 @@ void linear(std::span<const LinearOut> outs, const float* x, int64_t x_stride, i
     total_groups += o.w->packed_matrix().groups();
   }
   if (total_groups == 0) return;
-  quantize_inputs(kt, std::span<const GemmActKind>(kinds, static_cast<size_t>(n_kinds)), x, n, k,
-                  pool, scratch);
-  const int64_t tb = token_block(n, k);
+  const std::span<const GemmActKind> act_kinds(kinds, static_cast<size_t>(n_kinds));
+  quantize_inputs(kt, act_kinds, x, n, k, pool, scratch);
+  const int64_t tb = token_block(n, k, act_kinds);
   // Thread t takes a contiguous share of the concatenated row groups of all outputs.
   auto work = [&](int t, int n_threads) {
     const int64_t begin = total_groups * t / n_threads, end = total_groups * (t + 1) / n_threads;
@@ -277,7 +281,7 @@ void linear_glu(const Linear& gate, const Linear& up, GluKind kind, const float*
   const PackedMatrix& gm = gate.packed_matrix();
   const PackedMatrix& um = up.packed_matrix();
   const int64_t groups = gm.groups();
-  const int64_t tb = std::min<int64_t>(token_block(n, k), 64);
+  const int64_t tb = std::min<int64_t>(token_block(n, k, kinds), 64);
   const int n_threads = (pool.size() == 1 || rows * k * n * 2 < kParallelMin) ? 1 : pool.size();
   const size_t tile = static_cast<size_t>(tb) * kGemmGroupRows;
   scratch.glu_tmp.resize(static_cast<size_t>(n_threads) * 2 * tile);
