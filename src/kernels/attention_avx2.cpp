@@ -1,9 +1,10 @@
 // AVX2 flash-style attention (layout and contract in attention.h; the structure
 // follows attention_avx512.cpp): tiles of up to 8 query rows, blocks of 64
-// positions, scores 8 positions (one register) x all rows at a time (float keys
-// by FMA, Q8_0 keys by vpmaddubsw; the `K` policy), online softmax, and the
-// value accumulation 8 dimensions x all rows (float values) or x up to 4 rows
-// (Q8_0 values, two int32 sums per row) at a time.
+// positions, the scores of one 16-position key block at a time (float keys by
+// FMA, 16 positions x groups of up to 4 rows; Q8_0 keys by vpmaddubsw, 8
+// positions x all rows; the `K` policy), online softmax, and the value
+// accumulation 16 dimensions x groups of up to 4 rows (float values) or 8
+// dimensions x up to 4 rows (Q8_0 values, two int32 sums per row) at a time.
 #include <immintrin.h>
 
 #include <cstring>
