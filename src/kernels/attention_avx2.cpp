@@ -72,10 +72,11 @@ struct FloatKeys {
   };
   static void prepare(const float* q, int64_t, float scale, Query& out) { out = {q, scale}; }
   // The scaled scores of key block `block`'s 16 positions for every row, into
-  // s[r][col..col + 15] (hd is a multiple of 16).
+  // s[r][col..col + 15] (hd is a multiple of 16); all 16 whatever `halves`
+  // asks, as the loop is 16 positions wide.
   template <int R>
-  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, float (*s)[kBlock],
-                     int col) {
+  static void scores(const void* k, int64_t block, int /*halves*/, int64_t hd, const Query* q,
+                     float (*s)[kBlock], int col) {
     const T* kb = static_cast<const T*>(k) + block * hd * 16;
     constexpr int G = first_group<R>();
     group<G>(kb, hd, q, s, col);
@@ -119,12 +120,12 @@ struct Q8Keys {
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
   }
-  // The scaled scores of key block `block`'s 16 positions for every row, into
-  // s[r][col..col + 15].
+  // The scaled scores of key block `block`'s first 8 x `halves` positions for
+  // every row, into s[r][col..].
   template <int R>
-  static void scores(const void* k, int64_t block, int64_t hd, const Query* q, float (*s)[kBlock],
-                     int col) {
-    for (int half = 0; half < 2; ++half) {
+  static void scores(const void* k, int64_t block, int halves, int64_t hd, const Query* q,
+                     float (*s)[kBlock], int col) {
+    for (int half = 0; half < halves; ++half) {
       __m256 a[R];
       half_scores<R>(k, block, half, hd, q, a);
       MUSE_UNROLL for (int r = 0; r < R; ++r) _mm256_store_ps(&s[r][col + 8 * half], a[r]);
@@ -339,7 +340,8 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
     const int n_oct = (p1 - p0 + 7) / 8;
     for (int blk = 0; blk < (n_oct + 1) / 2; ++blk) {
       attention_tiles::prefetch_ahead(kv, prefetch, p0 + 16 * blk, kBlock, hi);
-      K::template scores<R>(kv.k, p0 / 16 + blk, hd, q, s, 16 * blk);
+      const int halves = n_oct - 2 * blk < 2 ? 1 : 2;  // 8-position groups the tile needs
+      K::template scores<R>(kv.k, p0 / 16 + blk, halves, hd, q, s, 16 * blk);
     }
     // Positions a row does not see get -inf; octs that every row sees whole
     // keep their scores.
