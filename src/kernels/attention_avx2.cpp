@@ -21,7 +21,8 @@ namespace {
 
 // Up to 8 rows per tile, so the 7 query heads that share a KV head in
 // Qwen2.5-0.5B's GQA read the cache once (as 4 + 3 row tiles they read it
-// twice); AVX2's 16 registers then hold one sum register per row.
+// twice); the Q8_0 key scores hold one sum register per row, the other loops
+// take the rows in groups (first_group).
 constexpr int kMaxRows = 8;
 constexpr int kBlock = 64;
 constexpr int kMaxDim = 256;
@@ -259,8 +260,8 @@ struct Q8Values {
       }
       for (int64_t d = b * 32; d < (b + 1) * 32; d += 8) {
         __m256i lo[R], hi[R];  // the sums of dimensions d..d+3 and d+4..d+7
-        // Rows in two register groups past 4 (7 = 4 + 3): 2 sums per row.
-        constexpr int kFirst = R > 4 ? (R + 1) / 2 : R;
+        // Rows in groups of up to 4 (7 = 4 + 3): 2 sums per row.
+        constexpr int kFirst = first_group<R>();
         dims8<kFirst>(vb + d * 4, n_groups, hd, &w[0][0], lo, hi);
         if constexpr (R > kFirst)
           dims8<R - kFirst>(vb + d * 4, n_groups, hd, &w[kFirst][0], lo + kFirst, hi + kFirst);
