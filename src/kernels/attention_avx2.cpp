@@ -198,25 +198,19 @@ struct FloatValues {
       MUSE_UNROLL for (int c = 1; c < C; ++c) MUSE_UNROLL for (int r = 0; r < G; ++r) acc[c][r][0] =
           acc[c][r][1] = _mm256_setzero_ps();
       const T* vrow = vc + d;
-      int j = 0;
-      for (; j + C <= n_pos; j += C) {
-        MUSE_UNROLL for (int c = 0; c < C; ++c) {
-          const __m256 v0 = E::load(vrow + (j + c) * hd), v1 = E::load(vrow + (j + c) * hd + 8);
-          MUSE_UNROLL for (int r = 0; r < G; ++r) {
-            const __m256 p = _mm256_broadcast_ss(&s[r][j + c]);
-            acc[c][r][0] = _mm256_fmadd_ps(p, v0, acc[c][r][0]);
-            acc[c][r][1] = _mm256_fmadd_ps(p, v1, acc[c][r][1]);
-          }
-        }
-      }
-      for (; j < n_pos; ++j) {
+      // Position j's 16 values times each row's probability, into chain a.
+      auto add_position = [&](int j, __m256(&a)[G][2]) {
         const __m256 v0 = E::load(vrow + j * hd), v1 = E::load(vrow + j * hd + 8);
         MUSE_UNROLL for (int r = 0; r < G; ++r) {
           const __m256 p = _mm256_broadcast_ss(&s[r][j]);
-          acc[0][r][0] = _mm256_fmadd_ps(p, v0, acc[0][r][0]);
-          acc[0][r][1] = _mm256_fmadd_ps(p, v1, acc[0][r][1]);
+          a[r][0] = _mm256_fmadd_ps(p, v0, a[r][0]);
+          a[r][1] = _mm256_fmadd_ps(p, v1, a[r][1]);
         }
-      }
+      };
+      int j = 0;
+      for (; j + C <= n_pos; j += C)
+        MUSE_UNROLL for (int c = 0; c < C; ++c) add_position(j + c, acc[c]);
+      for (; j < n_pos; ++j) add_position(j, acc[0]);
       MUSE_UNROLL for (int r = 0; r < G; ++r) {
         _mm256_store_ps(&o[r][d], sum_chains<C>(acc, r, 0));
         _mm256_store_ps(&o[r][d + 8], sum_chains<C>(acc, r, 1));
