@@ -1,6 +1,7 @@
 // AVX2/FMA row operations (kernel_table.h RowOps; scalar versions in ops.cpp).
-// Rows are processed 8 lanes at a time; the last partial step uses masked loads
-// and stores.
+// Rows are processed 8 lanes at a time; only the last partial step uses masked
+// loads and stores (on AMD Zen a masked 256-bit store takes about 20 cycles: five
+// times a plain loop's whole step).
 #include <immintrin.h>
 
 #include "kernels/kernel_table.h"
@@ -11,20 +12,26 @@ namespace {
 
 using avx2::tail_mask;
 
-// Applies f(i, mask) to 8 lanes at a time; the last step is masked.
+// The lanes of a full step: plain loads and stores.
+struct AllLanes {};
+
+// Applies f(i, lanes) to 8 lanes at a time: AllLanes, then a mask (__m256i) for
+// the last partial step. f takes `auto lanes` and passes it to load/store/select.
 template <typename F>
 inline void for_lanes(int64_t n, F f) {
-  const __m256i all = _mm256_set1_epi32(-1);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) f(i, all);
+  for (; i + 8 <= n; i += 8) f(i, AllLanes{});
   if (i < n) f(i, tail_mask(n - i));
 }
 
-inline __m256 load(const float* p, __m256i m) {
-  return _mm256_maskload_ps(p, m);
-}
-inline void store(float* p, __m256i m, __m256 v) {
-  _mm256_maskstore_ps(p, m, v);
+inline __m256 load(const float* p, AllLanes) { return _mm256_loadu_ps(p); }
+inline __m256 load(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+inline void store(float* p, AllLanes, __m256 v) { _mm256_storeu_ps(p, v); }
+inline void store(float* p, __m256i m, __m256 v) { _mm256_maskstore_ps(p, m, v); }
+// v in the step's lanes, `outside` in the others.
+inline __m256 select(AllLanes, __m256 v, __m256) { return v; }
+inline __m256 select(__m256i m, __m256 v, __m256 outside) {
+  return _mm256_blendv_ps(outside, v, _mm256_castsi256_ps(m));
 }
 
 inline __m256 sigmoid(__m256 x) {
@@ -33,7 +40,7 @@ inline __m256 sigmoid(__m256 x) {
 }
 
 void silu_mul(const float* gate, const float* up, float* y, int64_t n) {
-  for_lanes(n, [&](int64_t i, __m256i m) {
+  for_lanes(n, [&](int64_t i, auto m) {
     const __m256 g = load(gate + i, m);
     store(y + i, m, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid(g)), load(up + i, m)));
   });
@@ -42,7 +49,7 @@ void silu_mul(const float* gate, const float* up, float* y, int64_t n) {
 void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
   const __m256 k = _mm256_set1_ps(2.0f * 0.7978845608028654f);
   const __m256 cubic = _mm256_set1_ps(0.044715f);
-  for_lanes(n, [&](int64_t i, __m256i m) {
+  for_lanes(n, [&](int64_t i, auto m) {
     const __m256 g = load(gate + i, m);
     const __m256 inner =
         _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(cubic, g), _mm256_mul_ps(g, g), g));
@@ -52,7 +59,7 @@ void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-  for_lanes(n, [&](int64_t i, __m256i m) {
+  for_lanes(n, [&](int64_t i, auto m) {
     const __m256 v = load(x + i, m);
     const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
     const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
@@ -65,7 +72,7 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   const double ss = _mm_cvtsd_f64(h);
   const __m256 inv =
       _mm256_set1_ps(static_cast<float>(1.0 / __builtin_sqrt(ss / static_cast<double>(n) + eps)));
-  for_lanes(n, [&](int64_t i, __m256i m) {
+  for_lanes(n, [&](int64_t i, auto m) {
     __m256 v = _mm256_mul_ps(load(x + i, m), inv);
     if (w) v = _mm256_mul_ps(v, load(w + i, m));
     store(y + i, m, v);
@@ -73,19 +80,19 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
-  for_lanes(n, [&](int64_t i, __m256i m) {
+  for_lanes(n, [&](int64_t i, auto m) {
     store(y + i, m, _mm256_add_ps(load(y + i, m), load(x + i, m)));
   });
 }
 
 void scale_inplace(float* y, float s, int64_t n) {
   const __m256 vs = _mm256_set1_ps(s);
-  for_lanes(n, [&](int64_t i, __m256i m) { store(y + i, m, _mm256_mul_ps(load(y + i, m), vs)); });
+  for_lanes(n, [&](int64_t i, auto m) { store(y + i, m, _mm256_mul_ps(load(y + i, m), vs)); });
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
-  for_lanes(n, [&](int64_t i, __m256i m) {
+  for_lanes(n, [&](int64_t i, auto m) {
     store(y + i, m, _mm256_fmadd_ps(va, load(x + i, m), load(y + i, m)));
   });
 }
@@ -93,8 +100,8 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 float max_value(const float* x, int64_t n) {
   const __m256 neg_inf = _mm256_set1_ps(-__builtin_inff());
   __m256 mx = neg_inf;
-  for_lanes(n, [&](int64_t i, __m256i m) {
-    mx = _mm256_max_ps(mx, _mm256_blendv_ps(neg_inf, load(x + i, m), _mm256_castsi256_ps(m)));
+  for_lanes(n, [&](int64_t i, auto m) {
+    mx = _mm256_max_ps(mx, select(m, load(x + i, m), neg_inf));
   });
   return avx2::hmax(mx);
 }
@@ -102,9 +109,9 @@ float max_value(const float* x, int64_t n) {
 float exp_sum(float* x, int64_t n, float max) {
   const __m256 vmax = _mm256_set1_ps(max);
   __m256 sum = _mm256_setzero_ps();
-  for_lanes(n, [&](int64_t i, __m256i m) {
+  for_lanes(n, [&](int64_t i, auto m) {
     const __m256 e =
-        _mm256_and_ps(avx2::exp(_mm256_sub_ps(load(x + i, m), vmax)), _mm256_castsi256_ps(m));
+        select(m, avx2::exp(_mm256_sub_ps(load(x + i, m), vmax)), _mm256_setzero_ps());
     store(x + i, m, e);
     sum = _mm256_add_ps(sum, e);
   });
