@@ -140,6 +140,9 @@ int64_t token_block(int64_t n, int64_t k, std::span<const GemmActKind> kinds) {
 
 // Below this many multiply-adds the pool is not worth waking.
 constexpr int64_t kParallelMin = 64 * 1024;
+// Row groups per stolen item in a one-pass linear(): 64 rows, tens of KiB of
+// weights, so taking an item (one compare-and-swap) costs nothing in comparison.
+constexpr int64_t kStealGroups = 4;
 
 GemmArgs make_args(const PackedMatrix& m, int64_t g0, int64_t g1, const GemmActs& acts,
                    int64_t n_tokens, float* y, int64_t ldy) {
@@ -212,35 +215,46 @@ void linear(std::span<const LinearOut> outs, const float* x, int64_t x_stride, i
   const std::span<const GemmActKind> act_kinds(kinds, static_cast<size_t>(n_kinds));
   quantize_inputs(kt, act_kinds, x, n, k, pool, scratch);
   const int64_t tb = token_block(n, k, act_kinds);
-  // Thread t takes a contiguous share of the concatenated row groups of all outputs.
-  auto work = [&](int t, int n_threads) {
-    const int64_t begin = total_groups * t / n_threads, end = total_groups * (t + 1) / n_threads;
-    for (int64_t t0 = 0; t0 < n; t0 += tb) {
-      const int64_t nt = std::min(tb, n - t0);
-      int64_t base = 0;
-      for (const auto& o : outs) {
-        if (!o.w->packed()) continue;
-        const PackedMatrix& m = o.w->packed_matrix();
-        const int64_t g0 = std::max(begin - base, int64_t{0});
-        const int64_t g1 = std::min(end - base, m.groups());
-        base += m.groups();
-        if (g0 >= g1) continue;
-        const GemmActKind kind = gemm_act_kind(m.type());
-        const int64_t ldy = o.ldy == 0 ? m.rows() : o.ldy;
-        const GemmArgs args = make_args(m, g0, g1, scratch.buffer(kind).acts(kind, x, k, t0), nt,
-                                        o.y + t0 * ldy, ldy);
-        kt.gemm_fn(m.type())(args);
-      }
+  // Row groups [begin, end) of the concatenated outputs, tokens [t0, t0 + nt).
+  auto run_groups = [&](int64_t begin, int64_t end, int64_t t0, int64_t nt) {
+    int64_t base = 0;
+    for (const auto& o : outs) {
+      if (!o.w->packed()) continue;
+      const PackedMatrix& m = o.w->packed_matrix();
+      const int64_t g0 = std::max(begin - base, int64_t{0});
+      const int64_t g1 = std::min(end - base, m.groups());
+      base += m.groups();
+      if (g0 >= g1) continue;
+      const GemmActKind kind = gemm_act_kind(m.type());
+      const int64_t ldy = o.ldy == 0 ? m.rows() : o.ldy;
+      const GemmArgs args = make_args(m, g0, g1, scratch.buffer(kind).acts(kind, x, k, t0), nt,
+                                      o.y + t0 * ldy, ldy);
+      kt.gemm_fn(m.type())(args);
     }
   };
   int64_t macs = 0;
   for (const auto& o : outs) macs += o.w->rows() * k * n;
   if (pool.size() == 1 || macs < kParallelMin) {
-    work(0, 1);
-  } else {
-    const int n_threads = pool.size();
-    pool.run_on_all([&](int t) { work(t, n_threads); });
+    for (int64_t t0 = 0; t0 < n; t0 += tb) run_groups(0, total_groups, t0, std::min(tb, n - t0));
+    return;
   }
+  const int n_threads = pool.size();
+  if (n <= tb) {
+    // One pass over the weights (decoding): stealing shares of a few row groups.
+    const int64_t items = (total_groups + kStealGroups - 1) / kStealGroups;
+    scratch.steal.reset(items, n_threads);
+    pool.run_on_all([&](int t) {
+      for (int64_t i; (i = scratch.steal.next(t)) >= 0;)
+        run_groups(i * kStealGroups, std::min(total_groups, (i + 1) * kStealGroups), 0, n);
+    });
+    return;
+  }
+  // Several token blocks (prefill): thread t keeps one contiguous share of the row
+  // groups for all of them, so its weights stay in its L2 from block to block.
+  pool.run_on_all([&](int t) {
+    const int64_t begin = total_groups * t / n_threads, end = total_groups * (t + 1) / n_threads;
+    for (int64_t t0 = 0; t0 < n; t0 += tb) run_groups(begin, end, t0, std::min(tb, n - t0));
+  });
 }
 
 void linear_glu(const Linear& gate, const Linear& up, GluKind kind, const float* x,
@@ -286,37 +300,43 @@ void linear_glu(const Linear& gate, const Linear& up, GluKind kind, const float*
   const size_t tile = static_cast<size_t>(tb) * kGemmGroupRows;
   scratch.glu_tmp.resize(static_cast<size_t>(n_threads) * 2 * tile);
   const GemmKernelFn fn = kt.gemm_fn(gate.type());
-  auto work = [&](int t) {
+  // Row group g for tokens [t0, t0 + nt) on thread t (its gate/up tiles).
+  auto run_group = [&](int t, int64_t g, int64_t t0, int64_t nt) {
     float* tg = scratch.glu_tmp.data() + static_cast<size_t>(t) * 2 * tile;
     float* tu = tg + tile;
-    const int64_t g_begin = groups * t / n_threads, g_end = groups * (t + 1) / n_threads;
-    for (int64_t t0 = 0; t0 < n; t0 += tb) {
-      const int64_t nt = std::min(tb, n - t0);
-      const GemmActs acts = scratch.buffer(act_kind).acts(act_kind, x, k, t0);
-      for (int64_t g = g_begin; g < g_end; ++g) {
-        GemmArgs a = make_args(gm, g, g + 1, acts, nt, tg, kGemmGroupRows);
-        a.y = tg;
-        fn(a);
-        GemmArgs b = make_args(um, g, g + 1, acts, nt, tu, kGemmGroupRows);
-        b.y = tu;
-        fn(b);
-        glu(tg, tu, tg, nt * kGemmGroupRows);
-        const int64_t valid = std::min<int64_t>(kGemmGroupRows, rows - g * kGemmGroupRows);
-        float* out = y + t0 * ldy + g * kGemmGroupRows;
-        if (valid == kGemmGroupRows) {  // fixed-size copies the compiler inlines
-          for (int64_t i = 0; i < nt; ++i)
-            std::memcpy(out + i * ldy, tg + i * kGemmGroupRows, kGemmGroupRows * sizeof(float));
-        } else {
-          for (int64_t i = 0; i < nt; ++i)
-            std::copy(tg + i * kGemmGroupRows, tg + i * kGemmGroupRows + valid, out + i * ldy);
-        }
-      }
+    const GemmActs acts = scratch.buffer(act_kind).acts(act_kind, x, k, t0);
+    GemmArgs a = make_args(gm, g, g + 1, acts, nt, tg, kGemmGroupRows);
+    a.y = tg;
+    fn(a);
+    GemmArgs b = make_args(um, g, g + 1, acts, nt, tu, kGemmGroupRows);
+    b.y = tu;
+    fn(b);
+    glu(tg, tu, tg, nt * kGemmGroupRows);
+    const int64_t valid = std::min<int64_t>(kGemmGroupRows, rows - g * kGemmGroupRows);
+    float* out = y + t0 * ldy + g * kGemmGroupRows;
+    if (valid == kGemmGroupRows) {  // fixed-size copies the compiler inlines
+      for (int64_t i = 0; i < nt; ++i)
+        std::memcpy(out + i * ldy, tg + i * kGemmGroupRows, kGemmGroupRows * sizeof(float));
+    } else {
+      for (int64_t i = 0; i < nt; ++i)
+        std::copy(tg + i * kGemmGroupRows, tg + i * kGemmGroupRows + valid, out + i * ldy);
     }
   };
   if (n_threads == 1) {
-    work(0);
+    for (int64_t t0 = 0; t0 < n; t0 += tb)
+      for (int64_t g = 0; g < groups; ++g) run_group(0, g, t0, std::min(tb, n - t0));
+  } else if (n <= tb) {
+    // One pass over the weights, as in linear(): stealing shares of row groups.
+    scratch.steal.reset(groups, n_threads);
+    pool.run_on_all([&](int t) {
+      for (int64_t g; (g = scratch.steal.next(t)) >= 0;) run_group(t, g, 0, n);
+    });
   } else {
-    pool.run_on_all(work);
+    pool.run_on_all([&](int t) {
+      const int64_t g_begin = groups * t / n_threads, g_end = groups * (t + 1) / n_threads;
+      for (int64_t t0 = 0; t0 < n; t0 += tb)
+        for (int64_t g = g_begin; g < g_end; ++g) run_group(t, g, t0, std::min(tb, n - t0));
+    });
   }
 }
 

@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/stealing_ranges.h"
 #include "core/thread_pool.h"
 #include "kernels/gemm_layout.h"
 
@@ -190,6 +191,7 @@ struct GemmScratch {
   std::vector<uint8_t> matmul_scratch;  // for unpacked fallbacks
   std::vector<float> glu_tmp;           // per-thread gate/up tiles
   std::vector<float> strided_tmp;       // unpacked products bound for a strided output
+  StealingRanges steal;                 // row groups of a one-pass product over the threads
   GemmActBuffer& buffer(GemmActKind kind) { return acts[kind == GemmActKind::Q8_K ? 1 : 0]; }
   // Allocates everything n tokens of width up to k need on `threads` threads, so
   // later calls allocate nothing; returns the bytes held.

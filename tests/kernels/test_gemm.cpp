@@ -204,7 +204,8 @@ TEST(Linear, FusedOutputsMatchReference) {
     const Linear lc(c.view, kernels, &pool), ld(d.view, kernels, &pool);
     EXPECT_TRUE(la.packed());
     EXPECT_FALSE(lc.packed());
-    for (int64_t n : {1, 7, 40}) {
+    // 1600 tokens: several token blocks (static shares); fewer: one pass (stealing).
+    for (int64_t n : {1, 7, 40, 1600}) {
       const std::vector<float> x = random_values(n * cols, 50 + static_cast<uint32_t>(n), 0.5f);
       const int64_t ldy = 48 + 21 + 9 + 17;
       std::vector<float> y(static_cast<size_t>(n * ldy), std::nanf(""));
