@@ -159,6 +159,30 @@ GemmArgs make_args(const PackedMatrix& m, int64_t g0, int64_t g1, const GemmActs
   return a;
 }
 
+// Calls body(t, g0, g1, t0, nt) on thread t for row groups [g0, g1) and tokens
+// [t0, t0 + nt) until all `groups` x n tokens (token blocks of tb) are done, on
+// n_threads threads (1: inline). One token block (decoding): items of per_item
+// groups through `steal`. Several (prefill): thread t keeps one contiguous share
+// of the groups for all blocks, so its weights stay in its L2 from block to block.
+template <typename Body>
+void split_groups(ThreadPool& pool, int n_threads, StealingRanges& steal, int64_t groups,
+                  int64_t per_item, int64_t n, int64_t tb, Body body) {
+  if (n_threads == 1) {
+    for (int64_t t0 = 0; t0 < n; t0 += tb) body(0, 0, groups, t0, std::min(tb, n - t0));
+  } else if (n <= tb) {
+    steal.reset((groups + per_item - 1) / per_item, n_threads);
+    pool.run_on_all([&](int t) {
+      for (int64_t i; (i = steal.next(t)) >= 0;)
+        body(t, i * per_item, std::min(groups, (i + 1) * per_item), 0, n);
+    });
+  } else {
+    pool.run_on_all([&](int t) {
+      const int64_t g0 = groups * t / n_threads, g1 = groups * (t + 1) / n_threads;
+      for (int64_t t0 = 0; t0 < n; t0 += tb) body(t, g0, g1, t0, std::min(tb, n - t0));
+    });
+  }
+}
+
 // Quantizes x for every activation format the packed outputs need, in parallel.
 void quantize_inputs(const KernelTable& kt, std::span<const GemmActKind> kinds, const float* x,
                      int64_t n, int64_t k, ThreadPool& pool, GemmScratch& scratch) {
@@ -234,27 +258,11 @@ void linear(std::span<const LinearOut> outs, const float* x, int64_t x_stride, i
   };
   int64_t macs = 0;
   for (const auto& o : outs) macs += o.w->rows() * k * n;
-  if (pool.size() == 1 || macs < kParallelMin) {
-    for (int64_t t0 = 0; t0 < n; t0 += tb) run_groups(0, total_groups, t0, std::min(tb, n - t0));
-    return;
-  }
-  const int n_threads = pool.size();
-  if (n <= tb) {
-    // One pass over the weights (decoding): stealing shares of a few row groups.
-    const int64_t items = (total_groups + kStealGroups - 1) / kStealGroups;
-    scratch.steal.reset(items, n_threads);
-    pool.run_on_all([&](int t) {
-      for (int64_t i; (i = scratch.steal.next(t)) >= 0;)
-        run_groups(i * kStealGroups, std::min(total_groups, (i + 1) * kStealGroups), 0, n);
-    });
-    return;
-  }
-  // Several token blocks (prefill): thread t keeps one contiguous share of the row
-  // groups for all of them, so its weights stay in its L2 from block to block.
-  pool.run_on_all([&](int t) {
-    const int64_t begin = total_groups * t / n_threads, end = total_groups * (t + 1) / n_threads;
-    for (int64_t t0 = 0; t0 < n; t0 += tb) run_groups(begin, end, t0, std::min(tb, n - t0));
-  });
+  const int n_threads = macs < kParallelMin ? 1 : pool.size();
+  split_groups(pool, n_threads, scratch.steal, total_groups, kStealGroups, n, tb,
+               [&](int, int64_t g0, int64_t g1, int64_t t0, int64_t nt) {
+                 run_groups(g0, g1, t0, nt);
+               });
 }
 
 void linear_glu(const Linear& gate, const Linear& up, GluKind kind, const float* x,
@@ -322,22 +330,10 @@ void linear_glu(const Linear& gate, const Linear& up, GluKind kind, const float*
         std::copy(tg + i * kGemmGroupRows, tg + i * kGemmGroupRows + valid, out + i * ldy);
     }
   };
-  if (n_threads == 1) {
-    for (int64_t t0 = 0; t0 < n; t0 += tb)
-      for (int64_t g = 0; g < groups; ++g) run_group(0, g, t0, std::min(tb, n - t0));
-  } else if (n <= tb) {
-    // One pass over the weights, as in linear(): stealing shares of row groups.
-    scratch.steal.reset(groups, n_threads);
-    pool.run_on_all([&](int t) {
-      for (int64_t g; (g = scratch.steal.next(t)) >= 0;) run_group(t, g, 0, n);
-    });
-  } else {
-    pool.run_on_all([&](int t) {
-      const int64_t g_begin = groups * t / n_threads, g_end = groups * (t + 1) / n_threads;
-      for (int64_t t0 = 0; t0 < n; t0 += tb)
-        for (int64_t g = g_begin; g < g_end; ++g) run_group(t, g, t0, std::min(tb, n - t0));
-    });
-  }
+  split_groups(pool, n_threads, scratch.steal, groups, 1, n, tb,
+               [&](int t, int64_t g0, int64_t g1, int64_t t0, int64_t nt) {
+                 for (int64_t g = g0; g < g1; ++g) run_group(t, g, t0, nt);
+               });
 }
 
 void gemm_packed(const KernelTable& kernels, const PackedMatrix& w, const float* x, int64_t n,
