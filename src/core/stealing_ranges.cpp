@@ -6,6 +6,8 @@ namespace muse {
 
 namespace {
 constexpr uint64_t pack(uint64_t front, uint64_t back) { return front << 32 | back; }
+constexpr uint64_t front_of(uint64_t range) { return range >> 32; }
+constexpr uint64_t back_of(uint64_t range) { return range & 0xffffffffu; }
 }  // namespace
 
 void StealingRanges::reset(int64_t n, int n_threads) {
@@ -27,17 +29,18 @@ int64_t StealingRanges::next(int t) {
   // Own share, from the front.
   std::atomic<uint64_t>& own = shares_[t].range;
   uint64_t r = own.load(std::memory_order_relaxed);
-  while ((r >> 32) < (r & 0xffffffffu)) {
-    if (own.compare_exchange_weak(r, r + (uint64_t{1} << 32), std::memory_order_relaxed))
-      return static_cast<int64_t>(r >> 32);
+  while (front_of(r) < back_of(r)) {
+    if (own.compare_exchange_weak(r, pack(front_of(r) + 1, back_of(r)), std::memory_order_relaxed))
+      return static_cast<int64_t>(front_of(r));
   }
   // The others' shares, from the back, starting with the next thread's.
   for (int i = 1; i < n_threads_; ++i) {
     std::atomic<uint64_t>& other = shares_[(t + i) % n_threads_].range;
     uint64_t o = other.load(std::memory_order_relaxed);
-    while ((o >> 32) < (o & 0xffffffffu)) {
-      if (other.compare_exchange_weak(o, o - 1, std::memory_order_relaxed))
-        return static_cast<int64_t>((o & 0xffffffffu) - 1);
+    while (front_of(o) < back_of(o)) {
+      if (other.compare_exchange_weak(o, pack(front_of(o), back_of(o) - 1),
+                                      std::memory_order_relaxed))
+        return static_cast<int64_t>(back_of(o) - 1);
     }
   }
   return -1;
