@@ -49,7 +49,7 @@ Runner add_debug_make_model(CLI::App& app) {
   struct Opts { RandomModelSpec spec; std::string type = "f32", out, template_file; };
   auto o = std::make_shared<Opts>();
   app.add_option("--arch", o->spec.arch, "llama|qwen2|qwen2vl|qwen3|gemma3|muse-glimmer");
-  app.add_option("--size", o->spec.size, "tiny|tiny-mm|qwen2.5-0.5b");
+  app.add_option("--size", o->spec.size, "tiny|tiny-mm|qwen2.5-0.5b|gemma3-1b");
   app.add_option("--type", o->type, "Weight type (as for convert)");
   app.add_option("--seed", o->spec.seed, "Random seed");
   app.add_option("--vocab", o->spec.vocab_gguf, "GGUF file whose tokenizer to include");

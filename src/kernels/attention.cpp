@@ -192,6 +192,7 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
     std::fill(acc.begin(), acc.end(), 0.0);
     if (row.lo > row.hi) {
       std::fill(row.out, row.out + hd, 0.0f);
+      if (row.lse != nullptr) *row.lse = -std::numeric_limits<float>::infinity();
       continue;
     }
     if (kv.k_elem == KvElem::Q8_0) quantize_query_q8(row.q, hd, 1.0f, q8);
@@ -207,6 +208,7 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
       s = std::exp(s - mx);
       sum += s;
     }
+    if (row.lse != nullptr) *row.lse = static_cast<float>(mx + std::log(sum));
     for (int32_t p = row.lo; p <= row.hi; ++p) {
       const double w = scores[static_cast<size_t>(p - row.lo)] / sum;
       for (int64_t d = 0; d < hd; ++d) acc[static_cast<size_t>(d)] += w * value_at(kv, p, d);
@@ -216,6 +218,25 @@ void attention(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale) {
 }
 
 }  // namespace reference
+
+void attention_merge(const float* outs, int64_t out_stride, const float* lse, int64_t lse_stride,
+                     int n_parts, int64_t head_dim, float* out) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < n_parts; ++i) mx = std::max(mx, lse[i * lse_stride]);
+  std::fill(out, out + head_dim, 0.0f);
+  if (mx == -std::numeric_limits<float>::infinity()) return;
+  float total = 0.0f;
+  for (int i = 0; i < n_parts; ++i) {
+    const float l = lse[i * lse_stride];
+    if (l == -std::numeric_limits<float>::infinity()) continue;  // empty part: zeros
+    const float w = std::exp(l - mx);
+    total += w;
+    const float* part = outs + i * out_stride;
+    for (int64_t d = 0; d < head_dim; ++d) out[d] += w * part[d];
+  }
+  const float inv = 1.0f / total;  // >= 1: the part with the largest lse has w = 1
+  for (int64_t d = 0; d < head_dim; ++d) out[d] *= inv;
+}
 
 void attention(const KernelTable& kernels, const AttnKv& kv, const AttnRow* rows, int n_rows,
                float scale) {

@@ -72,11 +72,16 @@ struct AttnKv {
 };
 
 // One query row: q (head_dim floats), the visible positions [lo, hi] (inclusive),
-// and where its head_dim outputs go.
+// and where its head_dim outputs go. With `lse` set the kernel also writes there
+// the log-sum-exp of the row's scaled scores, ln(sum over [lo, hi] of
+// exp(scale * q . k_p)) (-inf for an empty range), so that attention over
+// disjoint position ranges can be merged exactly (attention_merge): a long
+// context is split over threads that way.
 struct AttnRow {
   const float* q;
   float* out;
   int32_t lo, hi;
+  float* lse = nullptr;
 };
 
 using AttentionFn = void (*)(const AttnKv& kv, const AttnRow* rows, int n_rows, float scale);
@@ -86,6 +91,14 @@ using AttentionFn = void (*)(const AttnKv& kv, const AttnRow* rows, int n_rows, 
 // not a multiple of 16 up to 256).
 void attention(const KernelTable& kernels, const AttnKv& kv, const AttnRow* rows, int n_rows,
                float scale);
+
+// Merges the attention of one query row over disjoint position ranges: part i's
+// output (head_dim floats, normalised over its range) at outs + i * out_stride
+// and its log-sum-exp at lse[i * lse_stride] (AttnRow::lse). out = sum_i
+// w_i out_i / sum_i w_i with w_i = exp(lse_i - max lse); zeros when every part
+// is empty (-inf).
+void attention_merge(const float* outs, int64_t out_stride, const float* lse, int64_t lse_stride,
+                     int n_parts, int64_t head_dim, float* out);
 
 // Write the key / value vector (head_dim floats) of position pos into the caches
 // of one (sequence, kv head), stored as `elem`.

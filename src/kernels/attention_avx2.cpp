@@ -380,6 +380,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
   }
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     const __m256 inv = _mm256_set1_ps(l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
+    attention_tiles::store_lse(rows[r], m[r], l[r]);
     for (int64_t d = 0; d < hd; d += 8)
       _mm256_storeu_ps(rows[r].out + d, _mm256_mul_ps(_mm256_load_ps(&o[r][d]), inv));
   }

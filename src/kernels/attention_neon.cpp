@@ -297,6 +297,7 @@ void Tile<K, V, R>::run(const AttnKv& kv, const AttnRow* rows, float scale) {
   }
   MUSE_UNROLL for (int r = 0; r < R; ++r) {
     const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    attention_tiles::store_lse(rows[r], m[r], l[r]);
     for (int64_t d = 0; d < hd; d += 4)
       vst1q_f32(rows[r].out + d, vmulq_n_f32(vld1q_f32(&o[r][d]), inv));
   }

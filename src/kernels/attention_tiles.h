@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -57,6 +58,12 @@ const Tiles<MaxRows>& with_values(const AttnKv& kv) {
 #else
   __builtin_prefetch(p, 0, 2);
 #endif
+}
+
+// The row's log-sum-exp (AttnRow::lse) from the online softmax's final running
+// maximum m and sum l of exp(score - m), when the caller asked for it.
+static inline void store_lse(const AttnRow& row, float m, float l) {
+  if (row.lse != nullptr) *row.lse = l > 0.0f ? m + std::log(l) : -__builtin_inff();
 }
 
 // The positions a tile of rows visits: [lo, hi] holds every row's range;

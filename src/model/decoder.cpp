@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "kernels/attention.h"
 #include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "model/attention_parts.h"
 #include "muse/error.h"
 
 namespace muse {
@@ -151,8 +153,11 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
   const size_t half = static_cast<size_t>(c.rope_dim / 2);
   rope_cos_.resize(rope_inv_freq_.size() * nb * half);
   rope_sin_.resize(rope_cos_.size());
-  attn_rows_.reserve(nb * static_cast<size_t>(c.n_head));
-  attn_cost_.reserve(nb * static_cast<size_t>(c.n_head_kv) + 1);
+  const auto part_items = static_cast<size_t>(attention_part_items_max(pool_.size()));
+  const auto group = static_cast<size_t>(c.n_head / c.n_head_kv);
+  attn_rows_.reserve(std::max(nb * static_cast<size_t>(c.n_head), part_items * group));
+  attn_part_out_.resize(part_items * group * static_cast<size_t>(c.head_dim));
+  attn_part_lse_.resize(part_items * group);
   logits_.reserve(static_cast<size_t>(c.n_vocab));
   const int64_t widest = std::max({c.n_embd, c.n_ff, c.q_dim()});
 
@@ -160,10 +165,11 @@ Decoder::Decoder(std::shared_ptr<const Model> model, DecoderOptions options)
   memory_.kv_cache = k_cache_.size() + v_cache_.size();
   const size_t floats = x_.size() + xn_.size() + proj_.size() + q_.size() + gate_.size() +
                         attn_.size() + k_.size() + v_.size() + ffn_a_.size() + rope_cos_.size() +
-                        rope_sin_.size() + logits_.capacity();
+                        rope_sin_.size() + logits_.capacity() + attn_part_out_.size() +
+                        attn_part_lse_.size();
   memory_.scratch = floats * sizeof(float) +
                     gemm_scratch_.reserve(opt_.n_batch, widest, pool_.size()) +
-                    attn_rows_.capacity() * sizeof(k::AttnRow) + attn_cost_.capacity() * 8;
+                    attn_rows_.capacity() * sizeof(k::AttnRow);
   // Non-matrix tensors (norms, biases) and the rows of the embedding table read
   // per token stay in the mapping.
   for (const auto& L : W.layers)
@@ -410,53 +416,72 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
   const int64_t group = c.n_head / c.n_head_kv;
   const float scale = c.softmax_scale();
   // One job per (kv head, token): the query heads of that kv head, all seeing the
-  // same positions. Jobs are split over the threads by their cost (rows x positions).
+  // same positions [lo, hi]; with few jobs and a long context each job is cut into
+  // position parts (attention_parts.h). Item (job, part) is job * parts + part.
   const int64_t n_jobs = c.n_head_kv * n;
-  attn_rows_.resize(static_cast<size_t>(n_jobs * group));
-  attn_cost_.resize(static_cast<size_t>(n_jobs + 1));
-  attn_cost_[0] = 0;
+  auto visible = [&](int64_t i) {
+    const int32_t hi = items[static_cast<size_t>(i)].pos;
+    const int32_t lo =
+        LC.sliding ? static_cast<int32_t>(std::max<int64_t>(0, hi - c.sliding_window + 1)) : 0;
+    return std::pair<int32_t, int32_t>{lo, hi};
+  };
+  int64_t positions = 0, cost = 0;  // cost: rows x positions, to skip threads for tiny work
+  for (int64_t i = 0; i < n; ++i) {
+    const auto [lo, hi] = visible(i);
+    positions = std::max<int64_t>(positions, hi + 1);
+    cost += (hi - lo + 16) * c.n_head_kv;
+  }
+  const AttentionParts split = attention_parts(n_jobs, positions, pool_.size());
+  const int64_t n_items = n_jobs * split.parts;
+  attn_rows_.resize(static_cast<size_t>(n_items * group));
   for (int64_t h = 0; h < c.n_head_kv; ++h) {
     for (int64_t i = 0; i < n; ++i) {
-      const auto& it = items[static_cast<size_t>(i)];
-      const int32_t hi = it.pos;
-      const int32_t lo =
-          LC.sliding ? static_cast<int32_t>(std::max<int64_t>(0, it.pos - c.sliding_window + 1))
-                     : 0;
+      const auto [lo, hi] = visible(i);
       const int64_t job = h * n + i;
-      for (int64_t g = 0; g < group; ++g) {
-        const int64_t head = h * group + g;
-        attn_rows_[static_cast<size_t>(job * group + g)] = {&q_[i * QD + head * HD],
-                                                            &attn_[i * QD + head * HD], lo, hi};
+      for (int64_t part = 0; part < split.parts; ++part) {
+        const int64_t item = job * split.parts + part;
+        for (int64_t g = 0; g < group; ++g) {
+          const int64_t head = h * group + g, row = item * group + g;
+          k::AttnRow& r = attn_rows_[static_cast<size_t>(row)];
+          r = {&q_[i * QD + head * HD], &attn_[i * QD + head * HD], lo, hi};
+          if (split.parts > 1) {
+            r.lo = std::max<int32_t>(lo, static_cast<int32_t>(part * split.span));
+            r.hi = std::min<int32_t>(hi, static_cast<int32_t>((part + 1) * split.span - 1));
+            r.out = &attn_part_out_[static_cast<size_t>(row * HD)];
+            r.lse = &attn_part_lse_[static_cast<size_t>(row)];
+          }
+        }
       }
-      attn_cost_[static_cast<size_t>(job + 1)] =
-          attn_cost_[static_cast<size_t>(job)] + (hi - lo + 16);
     }
   }
   const k::KernelTable& kt = k::best_kernels();
-  auto run = [&](int64_t j0, int64_t j1) {
-    for (int64_t job = j0; job < j1; ++job) {
-      const int64_t h = job / n, i = job % n;
-      const auto& it = items[static_cast<size_t>(i)];
-      const k::AttnKv kv{k_base(layer, it.seq, h), v_base(layer, it.seq, h), HD, k_elem_, v_elem_};
-      k::attention(kt, kv, &attn_rows_[static_cast<size_t>(job * group)], static_cast<int>(group),
-                   scale);
-    }
+  auto run = [&](int64_t item) {
+    const int64_t job = item / split.parts, h = job / n, i = job % n;
+    const auto& it = items[static_cast<size_t>(i)];
+    const k::AttnKv kv{k_base(layer, it.seq, h), v_base(layer, it.seq, h), HD, k_elem_, v_elem_};
+    k::attention(kt, kv, &attn_rows_[static_cast<size_t>(item * group)], static_cast<int>(group),
+                 scale);
   };
-  const int64_t total = attn_cost_.back();
-  if (pool_.size() == 1 || total * group * HD < 64 * 1024) {
-    run(0, n_jobs);
-    return;
+  if (pool_.size() == 1 || cost * group * HD < 64 * 1024) {
+    for (int64_t item = 0; item < n_items; ++item) run(item);
+  } else {
+    // Contiguous shares walked in order (a job's parts are adjacent in the
+    // cache), the tails taken over by whichever thread is done first.
+    attn_items_.reset(n_items, pool_.size());
+    pool_.run_on_all([&](int t) {
+      for (int64_t item = attn_items_.next(t); item >= 0; item = attn_items_.next(t)) run(item);
+    });
   }
-  pool_.run_on_all([&](int t) {
-    const int n_threads = pool_.size();
-    const int64_t c0 = total * t / n_threads, c1 = total * (t + 1) / n_threads;
-    // First job whose cost range starts at or after c0 (and likewise for c1).
-    const int64_t j0 =
-        std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c0) - attn_cost_.begin();
-    const int64_t j1 =
-        std::lower_bound(attn_cost_.begin(), attn_cost_.end() - 1, c1) - attn_cost_.begin();
-    run(j0, t + 1 == n_threads ? n_jobs : j1);
-  });
+  if (split.parts == 1) return;
+  for (int64_t job = 0; job < n_jobs; ++job) {
+    const int64_t h = job / n, i = job % n;
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t row = job * split.parts * group + g;
+      k::attention_merge(&attn_part_out_[static_cast<size_t>(row * HD)], group * HD,
+                         &attn_part_lse_[static_cast<size_t>(row)], group,
+                         static_cast<int>(split.parts), HD, &attn_[i * QD + (h * group + g) * HD]);
+    }
+  }
 }
 
 }  // namespace muse

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/stealing_ranges.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
@@ -127,7 +128,11 @@ class Decoder {
   std::vector<float> x_, xn_, q_, k_, v_, gate_, attn_, proj_, ffn_a_;
   std::vector<float> rope_cos_, rope_sin_;  // [table][n_batch][rope_dim / 2]
   std::vector<kernels::AttnRow> attn_rows_;
-  std::vector<int64_t> attn_cost_;
+  // A long context's attention cut into position parts (attention_parts.h):
+  // each part's outputs [item][query head in group][head_dim] and log-sum-exps
+  // [item][query head in group], merged into attn_ after the parallel region.
+  std::vector<float> attn_part_out_, attn_part_lse_;
+  StealingRanges attn_items_;
   DecoderMemory memory_;
   std::vector<float> logits_;
 };

@@ -116,9 +116,14 @@ ModelConfig random_model_config(const RandomModelSpec& spec) {
   } else if (spec.size == "qwen2.5-0.5b") {
     c.n_vocab = 151936; c.n_embd = 896; c.n_layer = 24; c.n_head = 14; c.n_head_kv = 2;
     c.n_ff = 4864; c.head_dim = 64;
+  } else if (spec.size == "gemma3-1b") {
+    // Gemma 3 1B: one KV head, so a decoding step has one attention job per
+    // layer (how the decoder splits a long context over threads is measured on it).
+    c.n_vocab = 262144; c.n_embd = 1152; c.n_layer = 26; c.n_head = 4; c.n_head_kv = 1;
+    c.n_ff = 6912; c.head_dim = 256;
   } else {
     throw Error(str_cat("unknown model size '", spec.size,
-                        "' (expected tiny, tiny-mm or qwen2.5-0.5b)"));
+                        "' (expected tiny, tiny-mm, qwen2.5-0.5b or gemma3-1b)"));
   }
   if (!spec.vocab_gguf.empty()) {
     const int64_t n = copied_vocabulary_size(spec);

@@ -14,8 +14,8 @@ namespace muse {
 struct RandomModelSpec {
   std::string arch = "qwen2";
   // "tiny" (n_embd 256), "tiny-mm" (n_embd 128, head_dim 32: the width of the golden
-  // multimodal checkpoints' encoders, for test models paired with their mmproj) or
-  // "qwen2.5-0.5b".
+  // multimodal checkpoints' encoders, for test models paired with their mmproj),
+  // "qwen2.5-0.5b" or "gemma3-1b" (real models' shapes, for benchmarks).
   std::string size = "tiny";
   uint64_t seed = 1;
   // Optional GGUF whose tokenizer.* metadata is copied in, the token list padded

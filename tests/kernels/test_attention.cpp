@@ -188,25 +188,94 @@ TEST(Attention, KernelsMatchReference) {
           const std::vector<float> q = random_values(static_cast<size_t>(n_rows * hd), 7 + n_rows);
           for (size_t ri = 0; ri < std::size(ranges); ++ri) {
             std::vector<float> out(static_cast<size_t>(n_rows * hd), -7.0f), ref(out.size());
+            std::vector<float> lse(static_cast<size_t>(n_rows), -7.0f), ref_lse(lse.size());
             std::vector<AttnRow> rows, ref_rows;
             for (int r = 0; r < n_rows; ++r) {
               // Rows of one tile may see different ranges (tokens of one sequence).
               const auto [lo, hi] = ranges[(ri + static_cast<size_t>(r % 2)) % std::size(ranges)];
-              rows.push_back({&q[r * hd], &out[r * hd], lo, hi});
-              ref_rows.push_back({&q[r * hd], &ref[r * hd], lo, hi});
+              rows.push_back({&q[r * hd], &out[r * hd], lo, hi, &lse[r]});
+              ref_rows.push_back({&q[r * hd], &ref[r * hd], lo, hi, &ref_lse[r]});
             }
             reference::attention(cache.view(), ref_rows.data(), n_rows, 0.125f);
             attention(kt, cache.view(), rows.data(), n_rows, 0.125f);
+            const auto where = [&] {
+              return std::string(isa_name(isa)) + " hd=" + std::to_string(hd) +
+                     " k=" + elem_name(ec.k) + " v=" + elem_name(ec.v) +
+                     " rows=" + std::to_string(n_rows) + " range#" + std::to_string(ri);
+            };
             for (size_t i = 0; i < out.size(); ++i)
-              ASSERT_NEAR(out[i], ref[i], tol * (1 + std::fabs(ref[i])))
-                  << isa_name(isa) << " hd=" << hd << " k=" << elem_name(ec.k)
-                  << " v=" << elem_name(ec.v) << " rows=" << n_rows << " range#" << ri
-                  << " i=" << i;
+              ASSERT_NEAR(out[i], ref[i], tol * (1 + std::fabs(ref[i]))) << where() << " i=" << i;
+            for (size_t r = 0; r < lse.size(); ++r) {
+              if (std::isinf(ref_lse[r])) {
+                ASSERT_TRUE(std::isinf(lse[r]) && lse[r] < 0) << where() << " lse " << lse[r];
+              } else {
+                ASSERT_NEAR(lse[r], ref_lse[r], 2e-5 * (1 + std::fabs(ref_lse[r])))
+                    << where() << " row " << r;
+              }
+            }
           }
         }
       }
     }
   }
+}
+
+// A long context split into position ranges (as the decoder splits it over
+// threads), each part run with its log-sum-exp and the parts merged, gives the
+// attention over the whole range, on every ISA and cache type; parts that a row
+// does not see (a sliding window) are empty and must not count.
+TEST(Attention, SplitRangesMergeToWhole) {
+  const int64_t hd = 64, ctx = 700;
+  const int n_rows = 7;
+  const std::vector<float> q = random_values(static_cast<size_t>(n_rows * hd), 31, 2.0f);
+  // Part boundaries: 64-aligned as the decoder cuts them, and uneven ones.
+  const std::vector<std::vector<int32_t>> cuts = {{0, 256, 512, 700}, {0, 17, 18, 333, 640, 700}};
+  const std::pair<int32_t, int32_t> ranges[] = {{0, 699}, {0, 300}, {290, 650}, {600, 601}};
+  for (Isa isa : supported_isas()) {
+    const KernelTable& kt = kernels_for(isa);
+    for (const ElemCase& ec : kElemCases) {
+      const Cache cache(hd, ctx, 11, ec.k, ec.v);
+      const double tol = ec.v == KvElem::Q8_0 ? 1e-3 : 2e-5;
+      for (const auto& cut : cuts) {
+        for (const auto& [lo, hi] : ranges) {
+          const int n_parts = static_cast<int>(cut.size()) - 1;
+          std::vector<float> parts(static_cast<size_t>(n_parts * n_rows * hd), -7.0f);
+          std::vector<float> lse(static_cast<size_t>(n_parts * n_rows), -7.0f);
+          for (int p = 0; p < n_parts; ++p) {
+            std::vector<AttnRow> rows;
+            for (int r = 0; r < n_rows; ++r)
+              rows.push_back({&q[r * hd], &parts[(p * n_rows + r) * hd], std::max(lo, cut[p]),
+                              std::min(hi, cut[p + 1] - 1), &lse[p * n_rows + r]});
+            attention(kt, cache.view(), rows.data(), n_rows, 0.125f);
+          }
+          std::vector<float> whole(static_cast<size_t>(n_rows * hd));
+          std::vector<AttnRow> ref_rows;
+          for (int r = 0; r < n_rows; ++r) ref_rows.push_back({&q[r * hd], &whole[r * hd], lo, hi});
+          reference::attention(cache.view(), ref_rows.data(), n_rows, 0.125f);
+          for (int r = 0; r < n_rows; ++r) {
+            std::vector<float> merged(static_cast<size_t>(hd), -7.0f);
+            attention_merge(&parts[r * hd], n_rows * hd, &lse[r], n_rows, n_parts, hd,
+                            merged.data());
+            for (int64_t d = 0; d < hd; ++d)
+              ASSERT_NEAR(merged[d], whole[r * hd + d], tol * (1 + std::fabs(whole[r * hd + d])))
+                  << isa_name(isa) << " k=" << elem_name(ec.k) << " v=" << elem_name(ec.v)
+                  << " parts=" << n_parts << " range " << lo << ".." << hi << " row " << r
+                  << " d=" << d;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Every part empty: zeros, not NaN.
+TEST(Attention, MergeOfEmptyPartsIsZero) {
+  const float outs[2 * 4] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const float lse[2] = {-std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity()};
+  float out[4] = {-7, -7, -7, -7};
+  attention_merge(outs, 4, lse, 1, 2, 4, out);
+  for (float x : out) EXPECT_EQ(x, 0.0f);
 }
 
 // The Q8_0 key cache computes exact attention over the Q8_0-rounded keys and

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/test_tmp.h"
+#include "model/attention_parts.h"
 #include "model/convert.h"
 #include "model/decoder.h"
 #include "model/random_model.h"
@@ -118,6 +119,33 @@ TEST_P(DecoderArch, RoundedKvCachesStayCloseToExact) {
   EXPECT_THROW(Decoder(model, bad), Error);
 }
 
+// Decoding at a long context with several threads cuts each (KV head, token)
+// job into position parts whose outputs are merged by their log-sum-exp
+// (attention_parts.h); the logits must match one thread's, which never splits.
+// 1100 positions: 4 parts of 320 on 3 threads; Gemma 3's sliding layers (512)
+// leave the first parts of a late token empty.
+TEST_P(DecoderArch, SplitLongContextMatchesOneThread) {
+  auto model = tiny(GetParam());
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i < 1100; ++i) ids.push_back((i * 131 + 7) % 500);
+  ASSERT_GT(attention_parts(model->config().n_head_kv, 1100, 3).parts, 1);
+  Decoder one(model, {1200, 1, 512, 1}), three(model, {1200, 1, 512, 3});
+  const int64_t V = model->config().n_vocab;
+  std::vector<BatchItem> prompt;
+  for (size_t i = 0; i < ids.size(); ++i)
+    prompt.push_back({ids[i], static_cast<int32_t>(i), 0, false});
+  prompt.back().logits = true;
+  for (Decoder* d : {&one, &three}) d->forward(prompt);
+  for (int32_t pos = 1100; pos < 1104; ++pos) {
+    const BatchItem it{(pos * 17) % 500, pos, 0, true};
+    const auto a = one.forward(std::span<const BatchItem>(&it, 1));
+    const std::vector<float> ref(a.begin(), a.end());
+    const auto b = three.forward(std::span<const BatchItem>(&it, 1));
+    ASSERT_EQ(static_cast<int64_t>(b.size()), V);
+    EXPECT_LE(max_diff(b, ref), 1e-5) << "position " << pos;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Archs, DecoderArch,
                          ::testing::Values("llama", "qwen2", "qwen3", "gemma3", "muse-glimmer"),
                          [](const auto& info) {
@@ -126,6 +154,29 @@ INSTANTIATE_TEST_SUITE_P(Archs, DecoderArch,
                              if (ch == '-') ch = '_';
                            return s;
                          });
+
+// The split of one layer's attention: only with fewer jobs than items wanted and
+// parts of at least the minimum length; whole tiles; never an empty trailing
+// part; never more items than the decoder's scratch holds.
+TEST(AttentionParts, SplitsFewLongJobsWithinTheScratch) {
+  EXPECT_EQ(attention_parts(2, 4096, 1).parts, 1);       // one thread
+  EXPECT_EQ(attention_parts(2, 300, 2).parts, 1);        // short context
+  EXPECT_EQ(attention_parts(16, 4096, 2).parts, 1);      // enough jobs
+  const AttentionParts p = attention_parts(2, 4096, 2);  // Qwen2.5-0.5B decoding
+  EXPECT_EQ(p.parts, 8);
+  EXPECT_EQ(p.span, 512);
+  for (int threads : {2, 3, 16, 64})
+    for (int64_t jobs = 1; jobs <= 4 * kAttentionItemsPerThread * threads; ++jobs)
+      for (int64_t positions : {1, 255, 511, 512, 700, 4096, 100001, 262144}) {
+        const AttentionParts s = attention_parts(jobs, positions, threads);
+        if (s.parts == 1) continue;
+        EXPECT_LE(jobs * s.parts, attention_part_items_max(threads));
+        EXPECT_EQ(s.span % 64, 0);
+        EXPECT_GE(s.span, kAttentionMinPartPositions);
+        EXPECT_GE(s.parts * s.span, positions);
+        EXPECT_LT((s.parts - 1) * s.span, positions) << jobs << " " << positions;
+      }
+}
 
 TEST(Decoder, BadInputIsAnErrorAndLeavesTheCacheAlone) {
   auto model = tiny("qwen2");
