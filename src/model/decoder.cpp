@@ -473,15 +473,18 @@ void Decoder::attention(int64_t layer, std::span<const BatchItem> items) {
     });
   }
   if (split.parts == 1) return;
-  for (int64_t job = 0; job < n_jobs; ++job) {
-    const int64_t h = job / n, i = job % n;
-    for (int64_t g = 0; g < group; ++g) {
+  // Merge the parts of each (job, query head), on the threads: a very long context
+  // on many threads has hundreds of parts per row (one more parallel region costs
+  // a few us; the split only happens where attention takes far longer).
+  pool_.parallel_for(n_jobs * group, [&](int, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t job = r / group, g = r % group, h = job / n, i = job % n;
       const int64_t row = job * split.parts * group + g;
       k::attention_merge(&attn_part_out_[static_cast<size_t>(row * HD)], group * HD,
                          &attn_part_lse_[static_cast<size_t>(row)], group,
                          static_cast<int>(split.parts), HD, &attn_[i * QD + (h * group + g) * HD]);
     }
-  }
+  });
 }
 
 }  // namespace muse
