@@ -17,11 +17,16 @@ namespace {
 
 #if defined(__x86_64__)
 
-// Twelve copies of one instruction group; %%ymm<i> is chain i's accumulator,
-// ymm12/ymm13 hold weights, ymm14 activations, ymm15 a temporary.
+// Twelve copies of one instruction group; %%ymm<i> is chain i's accumulator
+// (zeroed first), ymm12/ymm13 hold weights, ymm14 activations (all three the
+// bytes of `seed`), ymm15 a temporary; `mem` is read where a pattern loads.
+// clang-format off
 #define MUSE_STR(x) #x
 #define MUSE_X12(G) G(0) G(1) G(2) G(3) G(4) G(5) G(6) G(7) G(8) G(9) G(10) G(11)
 #define MUSE_ACC(i) "%%ymm" MUSE_STR(i)
+#define MUSE_ZERO(i) "vpxor %%xmm" MUSE_STR(i) ", %%xmm" MUSE_STR(i) ", %%xmm" MUSE_STR(i) "\n"
+// acc_i += ymm15 (int16 lanes)
+#define MUSE_ADDW(i) "vpaddw %%ymm15, " MUSE_ACC(i) ", " MUSE_ACC(i) "\n"
 
 #define MUSE_FMA(i) "vfmadd231ps %%ymm14, %%ymm12, " MUSE_ACC(i) "\n"
 #define MUSE_MADDUBS(i) "vpmaddubsw %%ymm14, %%ymm12, " MUSE_ACC(i) "\n"
@@ -29,33 +34,34 @@ namespace {
 #define MUSE_SIGNB(i) "vpsignb %%ymm14, %%ymm12, " MUSE_ACC(i) "\n"
 // f16 -> f32 of 8 values from L1, as the f16 attention and GEMM kernels load them.
 #define MUSE_CVTPH(i) "vcvtph2ps " MUSE_STR(i) "*16(%[mem]), " MUSE_ACC(i) "\n"
-// An f16 load feeding an FMA, as the f16 attention's inner loops.
-#define MUSE_CVTPH_FMA(i) \
-  "vcvtph2ps " MUSE_STR(i) "*16(%[mem]), %%ymm15\n vfmadd231ps %%ymm15, %%ymm12, " MUSE_ACC(i) "\n"
-// The int8 GEMM's core: a product of 32 byte pairs summed into int16 lanes.
-#define MUSE_MADDUBS_PADDW(i) \
-  "vpmaddubsw %%ymm14, %%ymm12, %%ymm15\n vpaddw %%ymm15, " MUSE_ACC(i) ", " MUSE_ACC(i) "\n"
-// As the Q4_0 GEMM tile: every other pair starts with a broadcast activation
-// quad from memory that feeds two vpmaddubsw (two 8-row weight vectors).
-#define MUSE_BCAST_PAIRS(i)                                                              \
-  "vpbroadcastd " MUSE_STR(i) "*4(%[mem]), %%ymm14\n"                                    \
-  "vpmaddubsw %%ymm14, %%ymm12, %%ymm15\n vpaddw %%ymm15, " MUSE_ACC(i) ", " MUSE_ACC(i) \
-  "\n vpmaddubsw %%ymm14, %%ymm13, %%ymm15\n vpaddw %%ymm15, " MUSE_ACC(i) ", " MUSE_ACC(i) "\n"
+// An f16 load feeding an FMA, as in the f16 attention's inner loops.
+#define MUSE_CVTPH_FMA(i)                            \
+  "vcvtph2ps " MUSE_STR(i) "*16(%[mem]), %%ymm15\n"  \
+  "vfmadd231ps %%ymm15, %%ymm12, " MUSE_ACC(i) "\n"
+// The int8 GEMM's core: 32 byte products summed in pairs into int16 lanes.
+#define MUSE_MADDUBS_PADDW(i) "vpmaddubsw %%ymm14, %%ymm12, %%ymm15\n" MUSE_ADDW(i)
+// As the Q4_0 GEMM tile: a broadcast activation quad from memory feeds two
+// vpmaddubsw (two 8-row weight vectors).
+#define MUSE_BCAST_PAIRS(i)                                        \
+  "vpbroadcastd " MUSE_STR(i) "*4(%[mem]), %%ymm14\n"              \
+  "vpmaddubsw %%ymm14, %%ymm12, %%ymm15\n" MUSE_ADDW(i)            \
+  "vpmaddubsw %%ymm14, %%ymm13, %%ymm15\n" MUSE_ADDW(i)
 // The activation operand read from L1 by every vpmaddubsw.
 #define MUSE_MEM_PAIRS(i) \
-  "vpmaddubsw " MUSE_STR(i) "*32(%[mem]), %%ymm12, %%ymm15\n vpaddw %%ymm15, " MUSE_ACC(i) ", " MUSE_ACC(i) "\n"
+  "vpmaddubsw " MUSE_STR(i) "*32(%[mem]), %%ymm12, %%ymm15\n" MUSE_ADDW(i)
 
-#define MUSE_LOOP(NAME, GROUP)                                                                \
-  void NAME(int64_t n, const void* mem) {                                                     \
-    asm volatile(                                                                             \
-        "vpcmpeqb %%ymm12, %%ymm12, %%ymm12\n vpabsb %%ymm12, %%ymm12\n"                      \
-        "vmovdqa %%ymm12, %%ymm13\n vmovdqa %%ymm12, %%ymm14\n"                               \
-        "1:\n" MUSE_X12(GROUP) "dec %[n]\n jnz 1b\n vzeroupper\n"                             \
-        : [n] "+r"(n)                                                                         \
-        : [mem] "r"(mem)                                                                      \
-        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",     \
-          "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");              \
+#define MUSE_LOOP(NAME, GROUP)                                                              \
+  void NAME(int64_t n, const void* mem, const void* seed) {                                 \
+    asm volatile(                                                                           \
+        MUSE_X12(MUSE_ZERO)                                                                 \
+        "vmovdqu (%[seed]), %%ymm12\n vmovdqa %%ymm12, %%ymm13\n vmovdqa %%ymm12, %%ymm14\n" \
+        "1:\n" MUSE_X12(GROUP) "dec %[n]\n jnz 1b\n vzeroupper\n"                           \
+        : [n] "+r"(n)                                                                       \
+        : [mem] "r"(mem), [seed] "r"(seed)                                                  \
+        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",   \
+          "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");            \
   }
+// clang-format on
 
 MUSE_LOOP(loop_fma, MUSE_FMA)
 MUSE_LOOP(loop_maddubs, MUSE_MADDUBS)
@@ -68,36 +74,31 @@ MUSE_LOOP(loop_bcast_pairs, MUSE_BCAST_PAIRS)
 MUSE_LOOP(loop_mem_pairs, MUSE_MEM_PAIRS)
 
 // Runs fn's loop; `per_iter` main instructions per iteration of it.
-void run(benchmark::State& state, void (*fn)(int64_t, const void*), int per_iter) {
-  if (!muse::kernels::isa_supported(muse::kernels::Isa::Avx2)) {
+void core(benchmark::State& state, void (*fn)(int64_t, const void*, const void*), int per_iter) {
+  if (!muse::kernels::isa_supported(muse::kernels::Isa::Avx2)) {  // AVX2, FMA, F16C
     state.SkipWithError("needs AVX2");
     return;
   }
-  alignas(64) static int8_t mem[12 * 32] = {};
+  alignas(64) static const int8_t mem[12 * 32] = {};
+  // Words 0x3f80: read as floats 0x3f803f80, about 1.0 (no denormals in the
+  // FMA chains); as bytes 0x80 and 0x3f for the integer patterns.
+  alignas(32) static const uint16_t seed[16] = {0x3f80, 0x3f80, 0x3f80, 0x3f80, 0x3f80, 0x3f80,
+                                                0x3f80, 0x3f80, 0x3f80, 0x3f80, 0x3f80, 0x3f80,
+                                                0x3f80, 0x3f80, 0x3f80, 0x3f80};
   constexpr int64_t kIters = 1 << 20;
-  for (auto _ : state) fn(kIters, mem);
+  for (auto _ : state) fn(kIters, mem, seed);
   state.SetItemsProcessed(state.iterations() * kIters * per_iter);
 }
 
-void BM_fma(benchmark::State& s) { run(s, loop_fma, 12); }
-void BM_maddubs(benchmark::State& s) { run(s, loop_maddubs, 12); }
-void BM_paddw(benchmark::State& s) { run(s, loop_paddw, 12); }
-void BM_signb(benchmark::State& s) { run(s, loop_signb, 12); }
-void BM_cvtph(benchmark::State& s) { run(s, loop_cvtph, 12); }
-void BM_cvtph_fma(benchmark::State& s) { run(s, loop_cvtph_fma, 12); }
-void BM_maddubs_paddw(benchmark::State& s) { run(s, loop_maddubs_paddw, 12); }
-void BM_bcast_pairs(benchmark::State& s) { run(s, loop_bcast_pairs, 24); }
-void BM_mem_pairs(benchmark::State& s) { run(s, loop_mem_pairs, 12); }
-
-BENCHMARK(BM_fma)->Name("core/fma_ps");
-BENCHMARK(BM_maddubs)->Name("core/maddubs");
-BENCHMARK(BM_paddw)->Name("core/paddw");
-BENCHMARK(BM_signb)->Name("core/signb");
-BENCHMARK(BM_cvtph)->Name("core/cvtph2ps");
-BENCHMARK(BM_cvtph_fma)->Name("core/cvtph2ps+fma_ps");
-BENCHMARK(BM_maddubs_paddw)->Name("core/maddubs+paddw");
-BENCHMARK(BM_bcast_pairs)->Name("core/maddubs+paddw,bcast_per_2");
-BENCHMARK(BM_mem_pairs)->Name("core/maddubs_mem+paddw");
+BENCHMARK_CAPTURE(core, fma_ps, loop_fma, 12);
+BENCHMARK_CAPTURE(core, maddubs, loop_maddubs, 12);
+BENCHMARK_CAPTURE(core, paddw, loop_paddw, 12);
+BENCHMARK_CAPTURE(core, signb, loop_signb, 12);
+BENCHMARK_CAPTURE(core, cvtph2ps, loop_cvtph, 12);
+BENCHMARK_CAPTURE(core, cvtph2ps_fma_ps, loop_cvtph_fma, 12);
+BENCHMARK_CAPTURE(core, maddubs_paddw, loop_maddubs_paddw, 12);
+BENCHMARK_CAPTURE(core, maddubs_paddw_bcast_per_2, loop_bcast_pairs, 24);
+BENCHMARK_CAPTURE(core, maddubs_l1_paddw, loop_mem_pairs, 12);
 
 #endif  // __x86_64__
 
