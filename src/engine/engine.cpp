@@ -557,7 +557,11 @@ std::shared_ptr<GenerationStream> Engine::submit(GenerationRequest request) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (impl_->stopping) throw QueueFullError("the engine is shutting down");
-    if (static_cast<int64_t>(impl_->waiting.size()) >= o.max_queue)
+    // Requests the loop has not yet moved into free slots are not waiting for a
+    // slot: without this, a burst against an idle engine (the loop still asleep)
+    // refused its second request although a slot was free.
+    const int64_t unclaimed = std::max<int64_t>(0, o.n_parallel - impl_->counters.running);
+    if (static_cast<int64_t>(impl_->waiting.size()) >= o.max_queue + unclaimed)
       throw QueueFullError(str_cat("the request queue is full (", o.max_queue, " waiting)"));
     impl_->waiting.push_back({std::move(request), stream, std::move(inputs)});
   }

@@ -321,6 +321,41 @@ TEST(Engine, FullQueueRefusesRequests) {
   EXPECT_EQ(collect(*engine.submit(greedy_request({6}, 1))).tokens.size(), 1u);
 }
 
+// A request submitted while a slot is free but the loop has not yet filled it
+// (here: the loop is held inside another request's step) waits for that slot;
+// only requests beyond the free slots count against max_queue.
+TEST(Engine, QueueLimitCountsOnlyRequestsBeyondFreeSlots) {
+  EngineOptions o = small_options(2);
+  o.max_queue = 1;
+  Engine engine(tiny_model(), o);
+  auto holder = std::make_shared<TestConstraint>(std::set<int32_t>{1, 2}, true);
+  GenerationRequest a = greedy_request({1, 2, 3}, 2);
+  a.constraint = holder;
+  auto sa = engine.submit(std::move(a));
+  holder->wait_entered();  // the loop is inside a's step; one slot is free
+  // Submissions are recorded, not thrown, so that a is released before any check.
+  auto try_submit = [&](int32_t token) -> std::shared_ptr<GenerationStream> {
+    try {
+      return engine.submit(greedy_request({token}, 1));
+    } catch (const QueueFullError&) {
+      return nullptr;
+    }
+  };
+  auto sb = try_submit(4);  // takes the free slot
+  auto sc = try_submit(5);  // the one queue place
+  const int64_t waiting = engine.stats().waiting;
+  auto sd = try_submit(6);  // refused
+  holder->release();
+  ASSERT_NE(sb, nullptr) << "refused with an empty queue";
+  ASSERT_NE(sc, nullptr) << "refused: the request bound for the free slot counted as queued";
+  EXPECT_EQ(waiting, 2);
+  EXPECT_EQ(sd, nullptr) << "accepted beyond the free slot and max_queue";
+  EXPECT_EQ(collect(*sa).finish, FinishReason::kLength);
+  EXPECT_EQ(collect(*sb).finish, FinishReason::kLength);
+  EXPECT_EQ(collect(*sc).finish, FinishReason::kLength);
+  if (sd) collect(*sd);
+}
+
 TEST(Engine, InvalidRequestsAndOptionsThrow) {
   Engine engine(tiny_model(), small_options());
   auto expect_invalid = [&](GenerationRequest r) {
