@@ -299,15 +299,27 @@ TEST(Engine, CancelFreesTheSlot) {
   EXPECT_EQ(collect(*engine.submit(greedy_request(prompt, 3))).tokens, solo(prompt, 3));
 }
 
+// Submits {1, 2, 3} (2 tokens) with a constraint that blocks the engine loop
+// inside that request's step until holder->release(): the request holds a slot
+// and the loop admits nothing meanwhile.
+struct HeldRequest {
+  std::shared_ptr<TestConstraint> holder;
+  std::shared_ptr<GenerationStream> stream;
+};
+HeldRequest hold_loop(Engine& engine) {
+  HeldRequest h{std::make_shared<TestConstraint>(std::set<int32_t>{1, 2}, true), nullptr};
+  GenerationRequest a = greedy_request({1, 2, 3}, 2);
+  a.constraint = h.holder;
+  h.stream = engine.submit(std::move(a));
+  h.holder->wait_entered();
+  return h;
+}
+
 TEST(Engine, FullQueueRefusesRequests) {
   EngineOptions o = small_options();
   o.max_queue = 2;
   Engine engine(tiny_model(), o);
-  auto holder = std::make_shared<TestConstraint>(std::set<int32_t>{1, 2}, true);
-  GenerationRequest a = greedy_request({1, 2, 3}, 2);
-  a.constraint = holder;
-  auto sa = engine.submit(std::move(a));
-  holder->wait_entered();  // a holds the only slot
+  auto [holder, sa] = hold_loop(engine);  // a holds the only slot
   auto sb = engine.submit(greedy_request({4}, 1));
   auto sc = engine.submit(greedy_request({5}, 1));
   EXPECT_EQ(engine.stats().waiting, 2);
@@ -328,11 +340,7 @@ TEST(Engine, QueueLimitCountsOnlyRequestsBeyondFreeSlots) {
   EngineOptions o = small_options(2);
   o.max_queue = 1;
   Engine engine(tiny_model(), o);
-  auto holder = std::make_shared<TestConstraint>(std::set<int32_t>{1, 2}, true);
-  GenerationRequest a = greedy_request({1, 2, 3}, 2);
-  a.constraint = holder;
-  auto sa = engine.submit(std::move(a));
-  holder->wait_entered();  // the loop is inside a's step; one slot is free
+  auto [holder, sa] = hold_loop(engine);  // the loop is inside a's step; one slot is free
   // Submissions are recorded, not thrown, so that a is released before any check.
   auto try_submit = [&](int32_t token) -> std::shared_ptr<GenerationStream> {
     try {
