@@ -146,7 +146,8 @@ class Engine {
 
   // Queues a request. Throws muse::Error for an invalid request (empty prompt, id out of
   // vocabulary, prompt longer than n_ctx - 1, bad sampling params, max_tokens <= 0) and
-  // QueueFullError when max_queue requests are already waiting or after shutdown().
+  // QueueFullError when max_queue requests are already waiting beyond the free slots
+  // (parallel + max_queue in all) or after shutdown().
   std::shared_ptr<GenerationStream> submit(GenerationRequest request);
 
   EngineStats stats() const;
