@@ -16,6 +16,13 @@ namespace muse::kernels {
 
 // ---- activations -----------------------------------------------------------------
 
+// GemmActs::q4_offset of one block from the quant sums of its columns 0,1 and
+// 2,3 mod 4; 8 x 16 x 128 = 16384 fits each int16 lane.
+static int32_t q4_offset_pair(int even_lanes, int odd_lanes) {
+  const auto lane = [](int sum) { return static_cast<uint32_t>(static_cast<uint16_t>(-8 * sum)); };
+  return static_cast<int32_t>(lane(even_lanes) | lane(odd_lanes) << 16);
+}
+
 void GemmActBuffer::reserve(int64_t n, int64_t k) {
   k_ = k;
   const auto nn = static_cast<size_t>(n), kk = static_cast<size_t>(k);
@@ -23,6 +30,7 @@ void GemmActBuffer::reserve(int64_t n, int64_t k) {
   if (d_.size() < nn * kk / 32) {
     d_.resize(nn * kk / 32);
     nsum32_.resize(nn * kk / 32);
+    q4_offset_.resize(nn * kk / 32);
     sum32_.resize(nn * kk / 32);
   }
   if (nsum16_.size() < nn * kk / 16) nsum16_.resize(nn * kk / 16);
@@ -30,7 +38,7 @@ void GemmActBuffer::reserve(int64_t n, int64_t k) {
 
 size_t GemmActBuffer::bytes() const {
   return qs_.capacity() + d_.capacity() * 4 + nsum32_.capacity() * 4 + nsum16_.capacity() * 4 +
-         sum32_.capacity() * 2;
+         q4_offset_.capacity() * 4 + sum32_.capacity() * 2;
 }
 
 size_t GemmScratch::reserve(int64_t n, int64_t k, int threads) {
@@ -63,14 +71,17 @@ void GemmActBuffer::quantize_rows(const KernelTable& kernels, GemmActKind kind, 
     int32_t* ns16 = &nsum16_[static_cast<size_t>(t * 2 * nb32)];
     if (kind == GemmActKind::Q8_0) {
       const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row.data());
+      int32_t* q4_off = &q4_offset_[static_cast<size_t>(t * nb32)];
       for (int64_t b = 0; b < nb32; ++b) {
         std::memcpy(qs + 32 * b, blocks[b].qs, 32);
         d[b] = f16_to_f32(blocks[b].d);
-        int s0 = 0, s1 = 0;
+        int s0 = 0, s1 = 0, pair_sums[2] = {0, 0};
         for (int i = 0; i < 16; ++i) {
           s0 += blocks[b].qs[i];
           s1 += blocks[b].qs[16 + i];
+          pair_sums[(i / 2) % 2] += blocks[b].qs[i] + blocks[b].qs[16 + i];
         }
+        q4_off[b] = q4_offset_pair(pair_sums[0], pair_sums[1]);
         ns16[2 * b] = -s0;
         ns16[2 * b + 1] = -s1;
         ns32[b] = -(s0 + s1);
@@ -105,6 +116,7 @@ GemmActs GemmActBuffer::acts(GemmActKind kind, const float* x, int64_t k, int64_
   a.nsum32 = nsum32_.data() + t * (k / 32);
   a.sum32 = sum32_.data() + t * (k / 32);
   a.nsum16 = nsum16_.data() + t * (k / 16);
+  a.q4_offset = q4_offset_.data() + t * (k / 32);
   return a;
 }
 

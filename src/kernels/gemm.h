@@ -146,7 +146,7 @@ class GemmActBuffer {
  private:
   std::vector<int8_t> qs_;
   std::vector<float> d_;
-  std::vector<int32_t> nsum32_, nsum16_;
+  std::vector<int32_t> nsum32_, nsum16_, q4_offset_;
   std::vector<int16_t> sum32_;
   std::vector<std::vector<uint8_t>> block_tmp_;  // per-thread block rows (reserve()d)
   int64_t k_ = 0;

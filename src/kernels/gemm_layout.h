@@ -12,7 +12,7 @@ namespace muse::kernels {
 constexpr int kGemmGroupRows = 16;
 
 // Activations for the packed kernels, for tokens t = 0..n-1 (row strides in
-// elements: qs k, x k, d k/32, nsum32 k/32, sum32 k/32, nsum16 k/16).
+// elements: qs k, x k, d k/32, nsum32 k/32, sum32 k/32, nsum16 k/16, q4_offset k/32).
 struct GemmActs {
   const float* x;         // f32 rows (float weight types)
   const int8_t* qs;       // int8 quants (quantized types)
@@ -20,6 +20,11 @@ struct GemmActs {
   const int32_t* nsum32;  // minus the sum of each 32-block's quants
   const int16_t* sum32;   // the same sums, positive, as int16
   const int32_t* nsum16;  // minus the sum of each 16-column group's quants
+  // Q4_0's offset (its quants are stored as q + 8) per 32-block, as the two
+  // int16 lanes into which a row's 4-byte quads add their byte-pair products
+  // (vpmaddubsw): -8 x the sum of the quants of columns 0,1 mod 4 (low lane)
+  // and of columns 2,3 mod 4 (high lane). Q8_0 activations only.
+  const int32_t* q4_offset;
   int64_t k;              // columns
 };
 
