@@ -4,10 +4,10 @@
 // a type, an ISA or a shape.
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench_data.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -20,30 +20,9 @@
 namespace muse::kernels {
 namespace {
 
-std::vector<float> random_values(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = normal(rng);
-  return v;
-}
-
-std::vector<uint8_t> quantized(DType t, const std::vector<float>& x) {
-  std::vector<uint8_t> out(row_bytes(t, static_cast<int64_t>(x.size())));
-  scalar_kernels().quantize_fn(t)(x.data(), out.data(), static_cast<int64_t>(x.size()));
-  return out;
-}
-
-// A rows x cols weight matrix of type t over `bytes`.
-TensorView matrix_view(DType t, int64_t rows, int64_t cols, const std::vector<uint8_t>& bytes) {
-  TensorView w;
-  w.type = t;
-  w.n_dims = 2;
-  w.ne = {cols, rows, 1, 1};
-  w.data = bytes.data();
-  w.nbytes = bytes.size();
-  return w;
-}
+using bench_data::matrix_view;
+using bench_data::quantized;
+using bench_data::random_values;
 
 std::vector<Isa> isas() {
   std::vector<Isa> out;
