@@ -180,7 +180,7 @@ struct Q4Kernel {
       const uint8_t* chunk = c.w + b * kChunk;
       prefetch_ahead<T, kChunk>(chunk);
       // Q4_0's sums start at its offset (GemmActs::q4_offset), so the epilogue
-      // has none to add: 3-4% faster for 4-8 tokens, measured with both kernels
+      // has none to add: 2-4% faster for 4-8 tokens, measured with both kernels
       // called in turn. A lane may wrap on the way (vpaddw wraps) but ends at
       // the sum of 16 products (q - 8) a, within 16 x 8 x 128.
       __m256i s16[2][T];
