@@ -2,12 +2,13 @@
 //
 // A 256-bit register holds 8 rows, so a 16-row group is two halves (bytes 0-31
 // and 32-63 of every 64-byte quad); a tile is one half x T tokens, or both
-// halves for the float, Q4_0/Q4_1 and Q8_0 kernels (kBothHalves). Without VNNI
-// the integer products go through maddubs (u8 x s8 -> pairs summed in int16):
-// the small unsigned quants (Q4: 0..15, Q5: 0..31) let several quads add up in
-// int16 before one madd widens them to int32; Q8_0's full-range bytes take the
-// sign trick (|w| x a with w's sign moved onto a) and widen every quad. Block
-// scales, offsets and sub-block scales are applied as in the AVX-512 kernels.
+// halves for the float and Q4_0/Q4_1 kernels and Q8_0's of 1-3 tokens
+// (kBothHalves). Without VNNI the integer products go through maddubs (u8 x s8
+// -> pairs summed in int16): the small unsigned quants (Q4: 0..15, Q5: 0..31)
+// let several quads add up in int16 before one madd widens them to int32; Q8_0's
+// full-range bytes take the sign trick (|w| x a with w's sign moved onto a) and
+// widen every quad. Block scales, offsets and sub-block scales are applied as in
+// the AVX-512 kernels.
 #include <immintrin.h>
 
 #include <array>
