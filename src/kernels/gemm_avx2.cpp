@@ -276,6 +276,20 @@ struct Q5Kernel {
   }
 };
 
+// One half's Q8_0 quads (8 rows x 4 columns) with their stored bias flipped
+// back to signed, and their magnitudes for the sign trick.
+struct Q8Quads {
+  __m256i w, abs_w;
+};
+inline Q8Quads q8_quads(const uint8_t* p) {
+  const __m256i w = _mm256_xor_si256(load256(p), _mm256_set1_epi8(static_cast<char>(0x80)));
+  return {w, _mm256_sign_epi8(w, w)};
+}
+// w x a per row as int32 (|w| x a with w's sign, which no int16 pair saturates).
+inline __m256i q8_products(const Q8Quads& q, __m256i a) {
+  return widen_pairs(_mm256_maddubs_epi16(q.abs_w, _mm256_sign_epi8(a, q.w)));
+}
+
 // Both halves at once, as Q4Kernel (3 tokens: at 4, GCC spills the sums).
 struct Q8_0Kernel {
   static constexpr int kMaxTokens = 3;
@@ -283,7 +297,6 @@ struct Q8_0Kernel {
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nb = k / 32;
-    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
     alignas(32) float acc[2][T][8] = {};
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* chunk = c.w + b * kQ8_0Chunk;
@@ -292,15 +305,11 @@ struct Q8_0Kernel {
       MUSE_UNROLL for (int h = 0; h < 2; ++h) MUSE_UNROLL for (int t = 0; t < T; ++t) s32[h][t] =
           _mm256_setzero_si256();
       _Pragma("GCC unroll 1") for (int j = 0; j < 8; ++j) {
-        const __m256i w0 = _mm256_xor_si256(load256(chunk + 32 + 64 * j), bias);
-        const __m256i w1 = _mm256_xor_si256(load256(chunk + 64 + 64 * j), bias);
-        const __m256i aw0 = _mm256_sign_epi8(w0, w0), aw1 = _mm256_sign_epi8(w1, w1);  // |w|
+        const Q8Quads q0 = q8_quads(chunk + 32 + 64 * j), q1 = q8_quads(chunk + 64 + 64 * j);
         MUSE_UNROLL for (int t = 0; t < T; ++t) {
           const __m256i a = bcast32(c.acts.qs + t * k + 32 * b + 4 * j);
-          s32[0][t] = _mm256_add_epi32(
-              s32[0][t], widen_pairs(_mm256_maddubs_epi16(aw0, _mm256_sign_epi8(a, w0))));
-          s32[1][t] = _mm256_add_epi32(
-              s32[1][t], widen_pairs(_mm256_maddubs_epi16(aw1, _mm256_sign_epi8(a, w1))));
+          s32[0][t] = _mm256_add_epi32(s32[0][t], q8_products(q0, a));
+          s32[1][t] = _mm256_add_epi32(s32[1][t], q8_products(q1, a));
         }
       }
       MUSE_UNROLL for (int h = 0; h < 2; ++h) {
@@ -323,7 +332,6 @@ struct Q8_0HalfKernel {
   template <int T>
   static void tile(const Tile& c) {
     const int64_t k = c.acts.k, nb = k / 32;
-    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
     alignas(32) float acc[T][8] = {};
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* chunk = c.w + b * kQ8_0Chunk;
@@ -331,13 +339,9 @@ struct Q8_0HalfKernel {
       __m256i s32[T];
       MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] = _mm256_setzero_si256();
       _Pragma("GCC unroll 1") for (int j = 0; j < 8; ++j) {
-        const __m256i w = _mm256_xor_si256(load256(chunk + 32 + 64 * j + 32 * c.half), bias);
-        const __m256i aw = _mm256_sign_epi8(w, w);  // |w|
-        MUSE_UNROLL for (int t = 0; t < T; ++t) {
-          const __m256i a = bcast32(c.acts.qs + t * k + 32 * b + 4 * j);
-          s32[t] = _mm256_add_epi32(s32[t],
-                                    widen_pairs(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(a, w))));
-        }
+        const Q8Quads q = q8_quads(chunk + 32 + 64 * j + 32 * c.half);
+        MUSE_UNROLL for (int t = 0; t < T; ++t) s32[t] =
+            _mm256_add_epi32(s32[t], q8_products(q, bcast32(c.acts.qs + t * k + 32 * b + 4 * j)));
         MUSE_UNROLL for (int t = 0; t < T; ++t) asm("" : "+x"(s32[t]));  // as in Q4Kernel
       }
       const __m256 dw = load_f16x8(chunk + 16 * c.half);
