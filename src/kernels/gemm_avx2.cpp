@@ -50,14 +50,17 @@ inline __m256i widen_pairs(__m256i pairs16) {  // int16 pairs -> int32 sums
   return _mm256_madd_epi16(pairs16, _mm256_set1_epi16(1));
 }
 
-// With several tokens per tile the hardware prefetchers fall behind the weights
-// streaming from memory: fetch this half's bytes of the block kAhead ahead.
+// The hardware prefetchers alone do not keep the weights streaming from memory
+// at the bandwidth: fetch the block kAhead ahead. With one token (decoding) the
+// tile reads each byte once, so it is fetched non-temporal (not kept in L3 for
+// the other core's attention caches and activations). One-sequence decode, Zen 3,
+// alternating with the old binary: Q4_0 1.14-1.30x, Q8_0 0.98-1.29x, Q4_K_M
+// 1.02-1.21x. Tiles of several tokens read the block's bytes T times.
 template <int T, size_t kChunk, size_t kAhead = 2048>
 inline void prefetch_ahead(const uint8_t* chunk) {
-  if constexpr (T >= 2) {
-    for (size_t line = 0; line < kChunk; line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(chunk + kAhead + line), _MM_HINT_T0);
-  }
+  for (size_t line = 0; line < kChunk; line += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(chunk + kAhead + line),
+                 T >= 2 ? _MM_HINT_T0 : _MM_HINT_NTA);
 }
 
 inline void store_rows(float* y, __m256 v, int rows) {
