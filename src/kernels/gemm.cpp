@@ -108,16 +108,16 @@ GemmActs GemmActBuffer::acts(GemmActKind kind, const float* x, int64_t k, int64_
   GemmActs a{};
   a.k = k;
   if (kind == GemmActKind::F32) {
-    a.x = x + t * k;
-    return a;
+    a.x = x;
+  } else {
+    a.qs = qs_.data();
+    a.d = d_.data();
+    a.nsum32 = nsum32_.data();
+    a.sum32 = sum32_.data();
+    a.nsum16 = nsum16_.data();
+    a.q4_offset = q4_offset_.data();
   }
-  a.qs = qs_.data() + t * k;
-  a.d = d_.data() + t * (k / 32);
-  a.nsum32 = nsum32_.data() + t * (k / 32);
-  a.sum32 = sum32_.data() + t * (k / 32);
-  a.nsum16 = nsum16_.data() + t * (k / 16);
-  a.q4_offset = q4_offset_.data() + t * (k / 32);
-  return a;
+  return offset_acts(a, t);
 }
 
 // ---- Linear ----------------------------------------------------------------------

@@ -608,21 +608,6 @@ constexpr std::array<TileFn, sizeof...(I)> tile_table(std::integer_sequence<int,
   return {&K::template tile<I + 1>...};
 }
 
-GemmActs offset_acts(const GemmActs& a, int64_t t) {
-  GemmActs r = a;
-  const int64_t k = a.k;
-  if (a.x) r.x = a.x + t * k;
-  if (a.qs) {
-    r.qs = a.qs + t * k;
-    r.d = a.d + t * (k / 32);
-    r.nsum32 = a.nsum32 + t * (k / 32);
-    r.sum32 = a.sum32 + t * (k / 32);
-    r.nsum16 = a.nsum16 + t * (k / 16);
-    r.q4_offset = a.q4_offset + t * (k / 32);
-  }
-  return r;
-}
-
 template <typename K>
 constexpr bool both_halves() {
   if constexpr (requires { K::kBothHalves; }) {

@@ -464,22 +464,6 @@ constexpr std::array<TileFn, sizeof...(I)> tile_table(std::integer_sequence<int,
   return {&K::template tile<I + 1>...};
 }
 
-// Advances the activation pointers of `a` by `t` tokens.
-GemmActs offset_acts(const GemmActs& a, int64_t t) {
-  GemmActs r = a;
-  const int64_t k = a.k;
-  if (a.x) r.x = a.x + t * k;
-  if (a.qs) {
-    r.qs = a.qs + t * k;
-    r.d = a.d + t * (k / 32);
-    r.nsum32 = a.nsum32 + t * (k / 32);
-    r.sum32 = a.sum32 + t * (k / 32);
-    r.nsum16 = a.nsum16 + t * (k / 16);
-    r.q4_offset = a.q4_offset + t * (k / 32);
-  }
-  return r;
-}
-
 // Row groups one at a time (K) or, for kernels of two groups (K2), two at a
 // time with K for an odd last group; for each, the tokens in even tiles (13
 // tokens with at most 12 per tile run as 7 + 6, not 12 + 1).

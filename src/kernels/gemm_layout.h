@@ -1,7 +1,8 @@
 // Kernel arguments and byte offsets of the packed GEMM layouts (described in
-// gemm.h), shared by the packer and every ISA's kernels. Plain data only: this
-// header is included by files built with different ISA flags, where an inline
-// function could be compiled with instructions older CPUs lack.
+// gemm.h), shared by the packer and every ISA's kernels. This header is included
+// by files built with different ISA flags, where an inline function could be
+// compiled with instructions older CPUs lack: its one function is `static`, so
+// each file gets its own copy, built with its own flags.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +28,22 @@ struct GemmActs {
   const int32_t* q4_offset;
   int64_t k;              // columns
 };
+
+// `a` advanced by t tokens (every activation row the kernels read).
+static inline GemmActs offset_acts(const GemmActs& a, int64_t t) {
+  GemmActs r = a;
+  const int64_t k = a.k;
+  if (a.x) r.x = a.x + t * k;
+  if (a.qs) {
+    r.qs = a.qs + t * k;
+    r.d = a.d + t * (k / 32);
+    r.nsum32 = a.nsum32 + t * (k / 32);
+    r.sum32 = a.sum32 + t * (k / 32);
+    r.nsum16 = a.nsum16 + t * (k / 16);
+    r.q4_offset = a.q4_offset + t * (k / 32);
+  }
+  return r;
+}
 
 // One kernel call: row groups [0, n_groups) of `w` (already offset to the first
 // group) times tokens [0, n_tokens) of `acts`; writes y[t * ldy + 16 g + lane]
