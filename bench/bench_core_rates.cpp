@@ -50,12 +50,30 @@ namespace {
 #define MUSE_MEM_PAIRS(i) \
   "vpmaddubsw " MUSE_STR(i) "*32(%[mem]), %%ymm12, %%ymm15\n" MUSE_ADDW(i)
 
-#define MUSE_LOOP(NAME, GROUP)                                                              \
+// Six chains of another instruction (even registers) beside six vpmaddubsw
+// (odd): which instructions issue beside the int8 multiply and which share its
+// two pipes. Zen 3: vpmaddwd and register broadcasts share them (2 per cycle
+// together), FMA nearly (2.3), vpand, vpsignb, vpshufb and vcvtdq2ps run 2.5-3
+// per cycle together, vpsrlw 3.4.
+#define MUSE_BESIDE(INSN) MUSE_X6_PAIRS(MUSE_BESIDE_##INSN)
+#define MUSE_X6_PAIRS(G) G(0, 1) G(2, 3) G(4, 5) G(6, 7) G(8, 9) G(10, 11)
+#define MUSE_MADDUBS_TO(j) "vpmaddubsw %%ymm14, %%ymm12, %%ymm" MUSE_STR(j) "\n"
+#define MUSE_BESIDE_fma(i, j) MUSE_FMA(i) MUSE_MADDUBS_TO(j)
+#define MUSE_BESIDE_maddwd(i, j) "vpmaddwd %%ymm14, %%ymm12, %%ymm" MUSE_STR(i) "\n" MUSE_MADDUBS_TO(j)
+#define MUSE_BESIDE_signb(i, j) "vpsignb %%ymm14, %%ymm12, %%ymm" MUSE_STR(i) "\n" MUSE_MADDUBS_TO(j)
+#define MUSE_BESIDE_and(i, j) "vpand %%ymm14, %%ymm12, %%ymm" MUSE_STR(i) "\n" MUSE_MADDUBS_TO(j)
+#define MUSE_BESIDE_srlw(i, j) "vpsrlw $4, %%ymm12, %%ymm" MUSE_STR(i) "\n" MUSE_MADDUBS_TO(j)
+#define MUSE_BESIDE_cvtdq2ps(i, j) "vcvtdq2ps %%ymm12, %%ymm" MUSE_STR(i) "\n" MUSE_MADDUBS_TO(j)
+#define MUSE_BESIDE_bcastd(i, j) "vpbroadcastd %%xmm12, %%ymm" MUSE_STR(i) "\n" MUSE_MADDUBS_TO(j)
+#define MUSE_BESIDE_shufb(i, j) "vpshufb %%ymm14, %%ymm12, %%ymm" MUSE_STR(i) "\n" MUSE_MADDUBS_TO(j)
+
+#define MUSE_LOOP(NAME, GROUP) MUSE_LOOP_OF(NAME, MUSE_X12(GROUP))
+#define MUSE_LOOP_OF(NAME, BODY)                                                            \
   void NAME(int64_t n, const void* mem, const void* seed) {                                 \
     asm volatile(                                                                           \
         MUSE_X12(MUSE_ZERO)                                                                 \
         "vmovdqu (%[seed]), %%ymm12\n vmovdqa %%ymm12, %%ymm13\n vmovdqa %%ymm12, %%ymm14\n" \
-        "1:\n" MUSE_X12(GROUP) "dec %[n]\n jnz 1b\n vzeroupper\n"                           \
+        "1:\n" BODY "dec %[n]\n jnz 1b\n vzeroupper\n"                                      \
         : [n] "+r"(n)                                                                       \
         : [mem] "r"(mem), [seed] "r"(seed)                                                  \
         : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",   \
@@ -72,6 +90,14 @@ MUSE_LOOP(loop_cvtph_fma, MUSE_CVTPH_FMA)
 MUSE_LOOP(loop_maddubs_paddw, MUSE_MADDUBS_PADDW)
 MUSE_LOOP(loop_bcast_pairs, MUSE_BCAST_PAIRS)
 MUSE_LOOP(loop_mem_pairs, MUSE_MEM_PAIRS)
+MUSE_LOOP_OF(beside_fma, MUSE_BESIDE(fma))
+MUSE_LOOP_OF(beside_maddwd, MUSE_BESIDE(maddwd))
+MUSE_LOOP_OF(beside_signb, MUSE_BESIDE(signb))
+MUSE_LOOP_OF(beside_and, MUSE_BESIDE(and))
+MUSE_LOOP_OF(beside_srlw, MUSE_BESIDE(srlw))
+MUSE_LOOP_OF(beside_cvtdq2ps, MUSE_BESIDE(cvtdq2ps))
+MUSE_LOOP_OF(beside_bcastd, MUSE_BESIDE(bcastd))
+MUSE_LOOP_OF(beside_shufb, MUSE_BESIDE(shufb))
 
 // Runs fn's loop; `per_iter` main instructions per iteration of it.
 void core(benchmark::State& state, void (*fn)(int64_t, const void*, const void*), int per_iter) {
@@ -99,6 +125,15 @@ BENCHMARK_CAPTURE(core, cvtph2ps_fma_ps, loop_cvtph_fma, 12);
 BENCHMARK_CAPTURE(core, maddubs_paddw, loop_maddubs_paddw, 12);
 BENCHMARK_CAPTURE(core, maddubs_paddw_bcast_per_2, loop_bcast_pairs, 24);
 BENCHMARK_CAPTURE(core, maddubs_l1_paddw, loop_mem_pairs, 12);
+// Both instructions counted: 2 per cycle where they share the pipes.
+BENCHMARK_CAPTURE(core, fma_ps_beside_maddubs, beside_fma, 12);
+BENCHMARK_CAPTURE(core, maddwd_beside_maddubs, beside_maddwd, 12);
+BENCHMARK_CAPTURE(core, signb_beside_maddubs, beside_signb, 12);
+BENCHMARK_CAPTURE(core, pand_beside_maddubs, beside_and, 12);
+BENCHMARK_CAPTURE(core, psrlw_beside_maddubs, beside_srlw, 12);
+BENCHMARK_CAPTURE(core, cvtdq2ps_beside_maddubs, beside_cvtdq2ps, 12);
+BENCHMARK_CAPTURE(core, bcastd_reg_beside_maddubs, beside_bcastd, 12);
+BENCHMARK_CAPTURE(core, pshufb_beside_maddubs, beside_shufb, 12);
 
 #endif  // __x86_64__
 
