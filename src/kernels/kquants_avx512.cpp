@@ -9,7 +9,8 @@
 // activation block sums.
 //
 // Built with -mavx512f/bw/vl/dq/vnni (+AVX2 flags), so nothing here includes
-// headers with inline functions shared with other files (see kquants.h).
+// headers with inline functions shared with other files (see kquants.h;
+// kquants_x86.h's are static, a copy per file).
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_*
 // placeholders once inlined (GCC bug 105593); the warnings are not about this code.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -24,6 +25,7 @@
 
 #include "kernels/kernel_table.h"
 #include "kernels/kquants.h"
+#include "kernels/kquants_x86.h"
 #include "kernels/quant_blocks.h"
 
 namespace muse::kernels {
@@ -57,30 +59,8 @@ __m512i quad_scale_index() {
                             _mm256_set_m128i(_mm_set1_epi16(3), _mm_set1_epi16(2)), 1);
 }
 
-// Q4_K/Q5_K: 8 six-bit scales and 8 mins from their 12-byte packing, as int16.
-void unpack_q4_k_scales(const uint8_t* packed, __m128i& scales, __m128i& mins) {
-  uint32_t aux[3];
-  std::memcpy(aux, packed, 12);
-  const uint32_t sc_lo = aux[0] & 0x3f3f3f3fu;
-  const uint32_t mn_lo = aux[1] & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (aux[2] & 0x0f0f0f0fu) | ((aux[0] >> 2) & 0x30303030u);
-  const uint32_t mn_hi = ((aux[2] >> 4) & 0x0f0f0f0fu) | ((aux[1] >> 2) & 0x30303030u);
-  scales = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo)));
-  mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo)));
-}
-
-// Q3_K: 16 signed scales (stored 6-bit value - 32) from their 12-byte packing.
-__m128i unpack_q3_k_scales(const uint8_t* packed) {
-  uint32_t aux[3];
-  std::memcpy(aux, packed, 12);
-  const uint32_t s0 = (aux[0] & 0x0f0f0f0fu) | ((aux[2] << 4) & 0x30303030u);
-  const uint32_t s1 = (aux[1] & 0x0f0f0f0fu) | ((aux[2] << 2) & 0x30303030u);
-  const uint32_t s2 = ((aux[0] >> 4) & 0x0f0f0f0fu) | (aux[2] & 0x30303030u);
-  const uint32_t s3 = ((aux[1] >> 4) & 0x0f0f0f0fu) | ((aux[2] >> 2) & 0x30303030u);
-  const __m128i v = _mm_set_epi32(static_cast<int>(s3), static_cast<int>(s2), static_cast<int>(s1),
-                                  static_cast<int>(s0));
-  return _mm_sub_epi8(v, _mm_set1_epi8(32));
-}
+using kquants_x86::unpack_q3_k_scales;
+using kquants_x86::unpack_q4_k_scales;
 
 // 16 int8 sub-block scales of 16 elements: as int16 in the low half of a zmm (for
 // permutexvar), and sum_j scale_j * bsum_j as 8 int32 partials in the low half of

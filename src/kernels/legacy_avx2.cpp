@@ -3,12 +3,14 @@
 // madd -> s32), scaled and accumulated in float; and the activation quantizers
 // Q8_0/Q8_1, which give exactly the bytes of the scalar reference.
 //
-// No header with inline functions is included (see float_avx2.cpp for why).
+// No header with inline functions is included (see float_avx2.cpp for why;
+// legacy_rows.h's functions are static, a copy per file).
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "kernels/kernel_table.h"
+#include "kernels/legacy_rows.h"
 #include "kernels/quant_blocks.h"
 
 namespace muse::kernels {
@@ -188,34 +190,12 @@ inline float quantize_block_q8(const float* x, int8_t* qs, int* qsum) {
   return d;
 }
 
-void quantize_q8_0(const float* x, void* out, int64_t n) {
-  auto* y = static_cast<BlockQ8_0*>(out);
-  for (int64_t b = 0; b < n / QK8_0; ++b) {
-    int qsum;
-    y[b].d = to_fp16(quantize_block_q8(x + b * QK8_0, y[b].qs, &qsum));
-  }
-}
-
-void quantize_q8_1(const float* x, void* out, int64_t n) {
-  auto* y = static_cast<BlockQ8_1*>(out);
-  for (int64_t b = 0; b < n / QK8_1; ++b) {
-    int qsum;
-    const float d = quantize_block_q8(x + b * QK8_1, y[b].qs, &qsum);
-    y[b].d = to_fp16(d);
-    y[b].s = to_fp16(static_cast<float>(qsum) * d);
-  }
-}
-
 }  // namespace
 
 void register_legacy_avx2(KernelTable& t) {
-  t.vec_dot[static_cast<uint32_t>(DType::Q4_0)] = vec_dot_q4_0_q8_0;
-  t.vec_dot[static_cast<uint32_t>(DType::Q4_1)] = vec_dot_q4_1_q8_1;
-  t.vec_dot[static_cast<uint32_t>(DType::Q5_0)] = vec_dot_q5_0_q8_0;
-  t.vec_dot[static_cast<uint32_t>(DType::Q5_1)] = vec_dot_q5_1_q8_1;
-  t.vec_dot[static_cast<uint32_t>(DType::Q8_0)] = vec_dot_q8_0_q8_0;
-  t.quantize[static_cast<uint32_t>(DType::Q8_0)] = quantize_q8_0;
-  t.quantize[static_cast<uint32_t>(DType::Q8_1)] = quantize_q8_1;
+  legacy_rows::register_into<quantize_block_q8, to_fp16>(
+      t, {vec_dot_q4_0_q8_0, vec_dot_q4_1_q8_1, vec_dot_q5_0_q8_0, vec_dot_q5_1_q8_1,
+          vec_dot_q8_0_q8_0});
 }
 
 }  // namespace muse::kernels

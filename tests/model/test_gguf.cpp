@@ -7,11 +7,11 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "model/gguf.h"
+#include "common/parse_errors.h"
 #include "muse/error.h"
 
 namespace muse {
@@ -45,22 +45,8 @@ std::unique_ptr<GgufFile> parse_bytes(std::vector<uint8_t> bytes,
   return GgufFile::parse(MappedFile::from_bytes(std::move(bytes), name));
 }
 
-std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& x : v) x = static_cast<uint8_t>(rng());
-  return v;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
+using test::random_bytes;
 
 std::string tmp_dir() {
   const fs::path dir = fs::path(MUSE_TEST_TMP) / "gguf";

@@ -5,11 +5,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "model/safetensors.h"
+#include "common/parse_errors.h"
 #include "muse/error.h"
 
 namespace muse {
@@ -33,22 +33,8 @@ std::unique_ptr<SafetensorsFile> parse_bytes(std::vector<uint8_t> bytes) {
   return SafetensorsFile::parse(MappedFile::from_bytes(std::move(bytes), "mem.safetensors"));
 }
 
-std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& x : v) x = static_cast<uint8_t>(rng());
-  return v;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
+using test::random_bytes;
 
 #define EXPECT_ERROR_CONTAINS(stmt, phrase)                                 \
   do {                                                                      \
