@@ -54,7 +54,7 @@ inline __m256i widen_pairs(__m256i pairs16) {  // int16 pairs -> int32 sums
 // at the bandwidth: fetch the block kAhead ahead. With one token (decoding) the
 // tile reads each byte once, so it is fetched non-temporal (not kept in L3 for
 // the other core's attention caches and activations). One-sequence decode, Zen 3,
-// alternating with the old binary: Q4_0 1.14-1.30x, Q8_0 0.98-1.29x, Q4_K_M
+// alternating with the old binary: Q4_0 1.14-1.30x, Q8_0 0.98-1.21x, Q4_K_M
 // 1.02-1.21x. Tiles of several tokens read the block's bytes T times.
 template <int T, size_t kChunk, size_t kAhead = 2048>
 inline void prefetch_ahead(const uint8_t* chunk) {

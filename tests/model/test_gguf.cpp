@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "model/gguf.h"
 #include "common/parse_errors.h"
+#include "model/gguf.h"
 #include "muse/error.h"
 
 namespace muse {

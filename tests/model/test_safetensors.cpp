@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "model/safetensors.h"
 #include "common/parse_errors.h"
+#include "model/safetensors.h"
 #include "muse/error.h"
 
 namespace muse {
